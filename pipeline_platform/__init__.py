@@ -1,0 +1,1 @@
+"""pipeline_platform: database-defined data pipelines on Dagster."""

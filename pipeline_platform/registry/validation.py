@@ -1,0 +1,353 @@
+"""Validation of a registry file (spec §2.1): every problem at once, each with its entry path.
+
+Structure (types, unknown keys, identifiers) is checked entry by entry with the pydantic records,
+so one bad entry does not hide the problems of the others; cross-entry rules (duplicates,
+references, cycles, pipeline graphs, cron strings, module configs) run over the entries that parsed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
+from pipeline_platform.registry.document import (
+    DEFAULT_DATA_SOURCE,
+    DataSource,
+    Flow,
+    Pipeline,
+    RegistryDocument,
+    Topic,
+)
+
+R = TypeVar("R", bound=BaseModel)
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "topics": Topic,
+    "flows": Flow,
+    "data_sources": DataSource,
+    "pipelines": Pipeline,
+}
+_ADAPTERS = {name: TypeAdapter(model) for name, model in SECTIONS.items()}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One validation problem: where it is and why it is refused."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class RegistryValidationError(Exception):
+    """Raised when a registry file is refused; carries every problem found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = tuple(problems)
+
+
+def format_path(location: Iterable[str | int]) -> str:
+    """Format a location such as ``("topics", 4, "table")`` as ``topics[4].table``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "<root>"
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def read_registry_file(path: str | Path) -> Any:
+    """Read a YAML registry file into plain data.
+
+    Raises:
+        RegistryValidationError: when the file cannot be read or is not valid YAML.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RegistryValidationError([Problem(str(path), f"cannot read file: {error}")]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise RegistryValidationError([Problem(where, f"invalid YAML: {problem}")]) from None
+
+
+def _parse_entries(section: str, entries: Any, problems: list[Problem]) -> list[tuple[int, Any]]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        problems.append(Problem(section, "must be a list"))
+        return []
+    parsed: list[tuple[int, Any]] = []
+    adapter = _ADAPTERS[section]
+    for index, entry in enumerate(entries):
+        try:
+            parsed.append((index, adapter.validate_python(entry)))
+        except ValidationError as error:
+            for item in error.errors():
+                path = format_path((section, index, *item["loc"]))
+                problems.append(Problem(path, _reason(item)))
+    return parsed
+
+
+def _raw_names(entries: Any) -> set[str]:
+    if not isinstance(entries, list):
+        return set()
+    return {e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+
+
+def _duplicates(items: Iterable[tuple[str, str]], what: str, problems: list[Problem]) -> None:
+    seen: dict[str, str] = {}
+    for path, name in items:
+        if name in seen:
+            problems.append(Problem(path, f"duplicate {what} {name!r} (first at {seen[name]})"))
+        else:
+            seen[name] = path
+
+
+def _find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """Return one cycle of a directed graph as a node list, or None when acyclic."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    for start in sorted(edges):
+        if state.get(start):
+            continue
+        work: list[tuple[str, Any]] = [(start, iter(sorted(edges.get(start, ()))))]
+        state[start] = 1
+        stack.append(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                stack.pop()
+                state[node] = 2
+            elif state.get(child) == 1:
+                return [*stack[stack.index(child) :], child]
+            elif not state.get(child):
+                state[child] = 1
+                stack.append(child)
+                work.append((child, iter(sorted(edges.get(child, ())))))
+    return None
+
+
+def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[Problem]) -> None:
+    _duplicates(((f"topics[{i}].name", t.name) for i, t in topics), "topic", out)
+    tables: list[tuple[str, str]] = []
+    for i, topic in topics:
+        base = f"topics[{i}]"
+        if topic.json_schema is not None:
+            try:
+                jsonschema.validators.validator_for(topic.json_schema).check_schema(
+                    topic.json_schema
+                )
+            except jsonschema.SchemaError as error:
+                out.append(Problem(f"{base}.schema", f"not a valid JSON Schema: {error.message}"))
+        _duplicates(
+            (
+                (f"{base}.api_endpoints[{j}]", f"{e.method} {e.path}")
+                for j, e in enumerate(topic.api_endpoints)
+            ),
+            "API endpoint",
+            out,
+        )
+        table = topic.table
+        if table is None:
+            continue
+        tbase = f"{base}.table"
+        if table.data_source not in sources:
+            out.append(
+                Problem(f"{tbase}.data_source", f"unknown data source {table.data_source!r}")
+            )
+        qualified = ".".join(filter(None, (table.data_source, table.db_schema, table.name)))
+        tables.append((f"{tbase}.name", qualified))
+        _duplicates(
+            ((f"{tbase}.mappings[{j}].column", m.column) for j, m in enumerate(table.mappings)),
+            "column",
+            out,
+        )
+        columns = set(table.columns)
+        for j, key in enumerate(table.upsert_key):
+            if key not in columns:
+                out.append(Problem(f"{tbase}.upsert_key[{j}]", f"{key!r} is not a mapped column"))
+        if len(set(table.upsert_key)) != len(table.upsert_key):
+            out.append(Problem(f"{tbase}.upsert_key", "lists a column twice"))
+        if table.time_column is not None and table.time_column not in columns:
+            out.append(
+                Problem(f"{tbase}.time_column", f"{table.time_column!r} is not a mapped column")
+            )
+    _duplicates(tables, "table", out)
+
+
+def _check_flows(flows: list[tuple[int, Flow]], topic_names: set[str], out: list[Problem]) -> None:
+    _duplicates(((f"flows[{i}].name", f.name) for i, f in flows), "flow", out)
+    produces: dict[str, set[str]] = defaultdict(set)
+    for i, flow in flows:
+        _duplicates(
+            ((f"flows[{i}].stages[{j}].name", s.name) for j, s in enumerate(flow.stages)),
+            "stage",
+            out,
+        )
+        for j, stage in enumerate(flow.stages):
+            for role in ("inputs", "outputs", "errors"):
+                for k, topic in enumerate(getattr(stage, role)):
+                    if topic not in topic_names:
+                        path = f"flows[{i}].stages[{j}].{role}[{k}]"
+                        out.append(Problem(path, f"unknown topic {topic!r}"))
+            for source in stage.inputs:
+                produces[source].update((*stage.outputs, *stage.errors))
+    cycle = _find_cycle(produces)
+    if cycle:
+        out.append(Problem("flows", "stages form a cycle of topics: " + " -> ".join(cycle)))
+
+
+def _check_pipeline(
+    i: int,
+    pipeline: Pipeline,
+    sources: set[str],
+    modules: Mapping[str, ModuleSpec],
+    out: list[Problem],
+) -> None:
+    base = f"pipelines[{i}]"
+    if pipeline.schedule is not None and not croniter.is_valid(pipeline.schedule):
+        out.append(Problem(f"{base}.schedule", f"not a valid cron string: {pipeline.schedule!r}"))
+    if pipeline.mode == "batch" and pipeline.schedule is None:
+        out.append(Problem(f"{base}.schedule", "a batch pipeline needs a cron schedule"))
+    nodes = pipeline.graph.nodes
+    _duplicates(((f"{base}.graph.nodes[{j}].id", n.id) for j, n in enumerate(nodes)), "node", out)
+    kinds: dict[str, str] = {}
+    for j, node in enumerate(nodes):
+        npath = f"{base}.graph.nodes[{j}]"
+        module = modules.get(node.module)
+        if module is None:
+            out.append(Problem(f"{npath}.module", f"unknown module {node.module!r}"))
+            continue
+        kinds[node.id] = module.kind
+        validator = jsonschema.validators.validator_for(module.config_schema)(module.config_schema)
+        for error in sorted(validator.iter_errors(node.config), key=lambda e: list(e.path)):
+            out.append(Problem(format_path((npath, "config", *error.path)), error.message))
+        source = node.config.get("data_source")
+        if isinstance(source, str) and source not in sources:
+            out.append(Problem(f"{npath}.config.data_source", f"unknown data source {source!r}"))
+    ids = {n.id for n in nodes}
+    children: dict[str, set[str]] = defaultdict(set)
+    parents: dict[str, set[str]] = defaultdict(set)
+    for j, (left, right) in enumerate(pipeline.graph.edges):
+        for k, end in enumerate((left, right)):
+            if end not in ids:
+                out.append(Problem(f"{base}.graph.edges[{j}][{k}]", f"unknown node {end!r}"))
+        children[left].add(right)
+        parents[right].add(left)
+    cycle = _find_cycle(children)
+    if cycle:
+        out.append(Problem(f"{base}.graph.edges", "cycle: " + " -> ".join(cycle)))
+    for j, node in enumerate(nodes):
+        npath = f"{base}.graph.nodes[{j}]"
+        kind = kinds.get(node.id)
+        if not children[node.id] and not parents[node.id]:
+            out.append(Problem(npath, f"node {node.id!r} is not connected to the graph"))
+        elif kind is None:
+            continue
+        elif not parents[node.id] and kind != "extractor":
+            out.append(
+                Problem(npath, f"the graph starts at {node.id!r}, a {kind}, not an extractor")
+            )
+        elif not children[node.id] and kind != "loader":
+            out.append(Problem(npath, f"the graph ends at {node.id!r}, a {kind}, not a loader"))
+        elif kind == "extractor" and parents[node.id]:
+            out.append(Problem(npath, f"extractor {node.id!r} has an upstream node"))
+        elif kind == "loader" and children[node.id]:
+            out.append(Problem(npath, f"loader {node.id!r} has a downstream node"))
+
+
+def validate_data(
+    data: Any, modules: Mapping[str, ModuleSpec] = MODULES_BY_NAME
+) -> tuple[RegistryDocument | None, list[Problem]]:
+    """Validate plain registry data (a parsed YAML file).
+
+    Args:
+        data: The parsed file.
+        modules: The module catalog that pipeline nodes may use.
+
+    Returns:
+        The document (None when there are problems) and every problem found, sorted by path.
+    """
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        return None, [Problem("<root>", "a registry file must be a mapping with version: 1")]
+    for key in data:
+        if key not in (*SECTIONS, "version"):
+            problems.append(Problem(str(key), "unknown key"))
+    if data.get("version", 1) != 1:
+        problems.append(Problem("version", "unsupported version (expected 1)"))
+    topics = _parse_entries("topics", data.get("topics"), problems)
+    flows = _parse_entries("flows", data.get("flows"), problems)
+    data_sources = _parse_entries("data_sources", data.get("data_sources"), problems)
+    pipelines = _parse_entries("pipelines", data.get("pipelines"), problems)
+
+    source_names = _raw_names(data.get("data_sources")) | {DEFAULT_DATA_SOURCE}
+    _duplicates(
+        ((f"data_sources[{i}].name", d.name) for i, d in data_sources), "data source", problems
+    )
+    _check_topics(topics, source_names, problems)
+    _check_flows(flows, _raw_names(data.get("topics")), problems)
+    _duplicates(((f"pipelines[{i}].name", p.name) for i, p in pipelines), "pipeline", problems)
+    for i, pipeline in pipelines:
+        _check_pipeline(i, pipeline, source_names, modules, problems)
+
+    if problems:
+        return None, sorted(set(problems), key=_problem_order)
+    document = RegistryDocument(
+        topics=tuple(t for _, t in topics),
+        flows=tuple(f for _, f in flows),
+        data_sources=tuple(d for _, d in data_sources),
+        pipelines=tuple(p for _, p in pipelines),
+    )
+    return document, []
+
+
+def _problem_order(problem: Problem) -> tuple[Any, ...]:
+    # Natural order: topics[10] after topics[9].
+    parts: list[Any] = []
+    for chunk in problem.path.replace("]", "").split("["):
+        for piece in chunk.split("."):
+            parts.append((0, int(piece), "") if piece.isdigit() else (1, 0, piece))
+    return (parts, problem.reason)
+
+
+def load_document(path: str | Path) -> RegistryDocument:
+    """Read and validate a registry file.
+
+    Raises:
+        RegistryValidationError: with every problem, when the file is refused.
+    """
+    document, problems = validate_data(read_registry_file(path))
+    if document is None:
+        raise RegistryValidationError(problems)
+    return document
