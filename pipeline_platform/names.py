@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 
 SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-SQL_IDENTIFIER_RULE = "not a safe SQL identifier (lowercase letters, digits and _, at most 63, not starting with a digit)"
+SQL_IDENTIFIER_RULE = (
+    "not a safe SQL identifier "
+    "(lowercase letters, digits and _, at most 63, not starting with a digit)"
+)
 
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 TOPIC_NAME_RULE = "not a valid Kafka topic name (letters, digits, '.', '_', '-', at most 249)"
