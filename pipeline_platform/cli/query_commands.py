@@ -1,12 +1,242 @@
-"""Commands (being written)."""
+"""Read commands over the registry (spec §6): flows, stages, topics, topology, lineage...
+
+Each command loads the registry named by ``PIPELINE_REGISTRY_URL``, asks one question of
+:mod:`pipeline_platform.registry.queries` and prints the answer as a plain table, or as JSON
+with ``--json``. An unknown flow, topic or service is a one-line error with exit code 1.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pipeline_platform.cli.output import CommandError, print_json, print_table
+from pipeline_platform.config import Settings, load_settings
+from pipeline_platform.registry import queries
+
+if TYPE_CHECKING:
+    from pipeline_platform.registry.document import RegistryDocument
+
+
+def load_registry_document(settings: Settings) -> RegistryDocument:
+    """Read the registry snapshot from the database named by the settings.
+
+    Args:
+        settings: Runtime settings; ``registry_url`` names the registry database.
+
+    Returns:
+        The registry as a document.
+    """
+    from pipeline_platform.registry.database import create_registry_engine
+    from pipeline_platform.registry.store import read_document
+
+    engine = create_registry_engine(settings.registry_url)
+    try:
+        return read_document(engine)
+    finally:
+        engine.dispose()
+
+
+def _document() -> RegistryDocument:
+    # Looked up through the module so tests can replace the loader.
+    return load_registry_document(load_settings())
+
+
+def _ask(question: Callable[[], Any]) -> Any:
+    try:
+        return question()
+    except LookupError as error:
+        raise CommandError(str(error.args[0] if error.args else error)) from None
+
+
+def _flows(args: argparse.Namespace) -> int:
+    result = queries.flows(_document())
+    if args.json:
+        print_json(result)
+        return 0
+    print_table(
+        ("flow", "priority", "active", "stages", "topics", "description"),
+        (
+            (
+                f["name"],
+                f["priority"],
+                f["active"],
+                f["stageCount"],
+                f["topicCount"],
+                f["description"],
+            )
+            for f in result
+        ),
+    )
+    return 0
+
+
+def _stage_rows(stages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (s["flow"], s["order"], s["name"], s["service"], s["inputs"], s["outputs"], s["errors"])
+        for s in stages
+    ]
+
+
+_STAGE_HEADERS = ("flow", "order", "stage", "service", "inputs", "outputs", "errors")
+
+
+def _flow(args: argparse.Namespace) -> int:
+    doc = _document()
+    result = _ask(lambda: queries.flow(doc, args.name))
+    if args.json:
+        print_json(result)
+        return 0
+    summary = result["flow"]
+    print_table(
+        ("flow", "priority", "active", "stages", "topics", "description"),
+        [
+            (
+                summary["name"],
+                summary["priority"],
+                summary["active"],
+                summary["stageCount"],
+                summary["topicCount"],
+                summary["description"],
+            )
+        ],
+    )
+    print()
+    print_table(_STAGE_HEADERS, _stage_rows(result["stages"]))
+    return 0
+
+
+def _stages(args: argparse.Namespace) -> int:
+    doc = _document()
+    result = _ask(lambda: queries.stages(doc, args.flow))
+    if args.json:
+        print_json(result)
+        return 0
+    print_table(_STAGE_HEADERS, _stage_rows(result))
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    result = queries.topics(_document())
+    if args.json:
+        print_json(result)
+        return 0
+    print_table(
+        ("topic", "partitions", "retention", "active", "schema", "table", "producers", "consumers"),
+        (
+            (
+                t["name"],
+                t["partitions"],
+                t["retentionDays"],
+                t["active"],
+                t["hasSchema"],
+                t["storageTable"],
+                t["producers"],
+                t["consumers"],
+            )
+            for t in result
+        ),
+    )
+    return 0
+
+
+def _topology(args: argparse.Namespace) -> int:
+    result = queries.topology(_document())
+    if args.json:
+        print_json(result)
+        return 0
+    names = {n["id"]: n["name"] for n in result["nodes"]}
+    print_table(
+        ("source", "kind", "target", "flow", "stage"),
+        (
+            (names[e["source"]], e["kind"], names[e["target"]], e["flow"], e["stage"])
+            for e in result["edges"]
+        ),
+    )
+    return 0
+
+
+def _dependencies(args: argparse.Namespace) -> int:
+    result = queries.dependencies(_document())
+    if args.json:
+        print_json(result)
+        return 0
+    print_table(
+        ("service", "flows", "upstream", "downstream"),
+        ((d["service"], d["flows"], d["upstream"], d["downstream"]) for d in result),
+    )
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    doc = _document()
+    result = _ask(lambda: queries.lineage(doc, args.topic))
+    if args.json:
+        print_json(result)
+        return 0
+    rows: list[tuple[Any, ...]] = []
+    for endpoint in result["apiEndpoints"]:
+        rows.append(("api endpoint", f"{endpoint['method']} {endpoint['path']}", None, None))
+    for ref in result["producers"]:
+        rows.append(("producer", ref["service"], ref["flow"], ref["stage"]))
+    for ref in result["consumers"]:
+        rows.append(("consumer", ref["service"], ref["flow"], ref["stage"]))
+    if result["storageTable"] is not None:
+        rows.append(("storage table", result["storageTable"], None, None))
+    print(f"topic: {result['topic']['name']}")
+    print_table(("role", "name", "flow", "stage"), rows)
+    return 0
+
+
+def _service(args: argparse.Namespace) -> int:
+    doc = _document()
+    result = _ask(lambda: queries.service(doc, args.name))
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"service: {result['service']}")
+    print_table(_STAGE_HEADERS, _stage_rows(result["stages"]))
+    return 0
+
+
+def _modules(args: argparse.Namespace) -> int:
+    result = queries.modules()
+    if args.json:
+        print_json(result)
+        return 0
+    print_table(
+        ("module", "kind", "description"),
+        ((m["name"], m["kind"], m["description"]) for m in result),
+    )
+    return 0
 
 
 def register(subparsers: Any) -> None:
-    """Register the commands of this module."""
-    del subparsers
-    _ = argparse
+    """Register the read commands on the ``pipeline-platform`` parser.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+    """
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> Any:
+        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        parser.set_defaults(handler=handler)
+        return parser
+
+    command("flows", _flows, "List processing flows.")
+    command("flow", _flow, "Show a flow and its stages.").add_argument("name", metavar="NAME")
+    command("stages", _stages, "List processing stages.").add_argument(
+        "--flow", metavar="NAME", help="only the stages of this flow"
+    )
+    command("topics", _topics, "List Kafka topics with their tables, producers and consumers.")
+    command("topology", _topology, "Show the graph endpoint → topic → service → topic → table.")
+    command("dependencies", _dependencies, "Show which services depend on which.")
+    command("lineage", _lineage, "Show what produces, consumes and stores a topic.").add_argument(
+        "topic", metavar="TOPIC"
+    )
+    command("service", _service, "Show the stages a service runs.").add_argument(
+        "name", metavar="NAME"
+    )
+    command("modules", _modules, "List the batch pipeline modules of the catalog.")
