@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 def register(subparsers: Any) -> None:
     """Register ``registry`` and its subcommands."""
-    parser = subparsers.add_parser("registry", help="create, import, export and validate the registry")
+    parser = subparsers.add_parser(
+        "registry", help="create, import, export and validate the registry"
+    )
     commands = parser.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
 
     init = commands.add_parser("init", help="create or upgrade the registry schema")
@@ -153,7 +155,10 @@ def _history(args: argparse.Namespace) -> int:
         return 0
     print_table(
         ("revision", "time", "actor", "source", "changes"),
-        ((r["revision"], r["createdAt"], r["actor"], r["source"], _changes(r["summary"])) for r in rows),
+        (
+            (r["revision"], r["createdAt"], r["actor"], r["source"], _changes(r["summary"]))
+            for r in rows
+        ),
     )
     return 0
 
@@ -164,7 +169,9 @@ def _changes(summary: Any) -> str:
     parts = []
     for kind, change in sorted(summary.items()):
         if isinstance(change, dict):
-            counts = [f"{sign}{len(change.get(key) or ())}" for sign, key in
-                      (("+", "added"), ("~", "changed"), ("-", "removed"))]
+            counts = [
+                f"{sign}{len(change.get(key) or ())}"
+                for sign, key in (("+", "added"), ("~", "changed"), ("-", "removed"))
+            ]
             parts.append(f"{kind} {' '.join(counts)}")
     return "; ".join(parts)
