@@ -1,0 +1,852 @@
+"""Reading, diffing and importing the registry (spec §2, §2.1).
+
+The database is read with a handful of SELECTs and assembled in Python into a canonical
+:class:`RegistryDocument`. An import diffs the stored document with the new one and, in one
+transaction, writes only what changed with Core bulk statements: unchanged entities keep their
+ids, changed entities are updated in place and their children replaced, a changed JSON Schema
+adds a version, and a ``registry_revisions`` row records who changed what and when.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from pipeline_platform.registry.document import (
+    ApiEndpoint,
+    DataSource,
+    Flow,
+    Pipeline,
+    Record,
+    RegistryDocument,
+    Stage,
+    TableConfig,
+    Topic,
+    record_to_data,
+)
+from pipeline_platform.registry.models import (
+    data_sources,
+    kafka_topic_schemas,
+    kafka_topics,
+    pipeline_flows,
+    pipeline_stage_topics,
+    pipeline_stages,
+    pipelines,
+    registry_revisions,
+    topic_api_endpoints,
+    topic_field_mappings,
+    topic_table_configs,
+)
+
+KINDS = ("topics", "flows", "data_sources", "pipelines")
+"""The top-level sections of a registry document, in document order."""
+
+KIND_LABELS = {
+    "topics": "topic",
+    "flows": "flow",
+    "data_sources": "data_source",
+    "pipelines": "pipeline",
+}
+
+_TOPIC_COLUMNS = (
+    "category",
+    "source",
+    "datatype",
+    "description",
+    "partitions",
+    "retention_days",
+    "active",
+)
+_FLOW_COLUMNS = ("description", "priority", "active")
+_DATA_SOURCE_COLUMNS = ("kind", "url_env", "description")
+_PIPELINE_COLUMNS = ("description", "mode", "schedule", "status", "graph")
+_CHUNK = 500
+
+
+# --------------------------------------------------------------------------------------- diff
+
+
+@dataclass(frozen=True)
+class KindDiff:
+    """Differences of one kind of entity (topics, flows, data sources or pipelines).
+
+    Attributes:
+        added: Names present only in the new document, sorted.
+        changed: Name → top-level fields (YAML keys) that differ, sorted by name.
+        removed: Names present only in the old document, sorted.
+    """
+
+    added: tuple[str, ...] = ()
+    changed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing was added, changed or removed."""
+        return not (self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True)
+class RegistryDiff:
+    """What an import changes, per kind of entity."""
+
+    topics: KindDiff = KindDiff()
+    flows: KindDiff = KindDiff()
+    data_sources: KindDiff = KindDiff()
+    pipelines: KindDiff = KindDiff()
+
+    def kinds(self) -> Iterator[tuple[str, KindDiff]]:
+        """Yield ``(kind, diff)`` for every kind, in document order."""
+        for kind in KINDS:
+            yield kind, getattr(self, kind)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the two documents are the same registry."""
+        return all(diff.is_empty for _, diff in self.kinds())
+
+    def lines(self) -> list[str]:
+        """Return readable lines: ``+ topic x``, ``~ topic y: table, schema``, ``- flow z``."""
+        out: list[str] = []
+        for kind, diff in self.kinds():
+            label = KIND_LABELS[kind]
+            out.extend(f"+ {label} {name}" for name in diff.added)
+            out.extend(
+                f"~ {label} {name}: {', '.join(fields)}" for name, fields in diff.changed.items()
+            )
+            out.extend(f"- {label} {name}" for name in diff.removed)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Return the diff as JSON-able data (stored with each registry revision)."""
+        return {
+            kind: {
+                "added": list(diff.added),
+                "changed": {name: list(fields) for name, fields in diff.changed.items()},
+                "removed": list(diff.removed),
+            }
+            for kind, diff in self.kinds()
+        }
+
+
+def _changed_fields(old: Record, new: Record) -> tuple[str, ...]:
+    fields: list[str] = []
+    for name, info in type(old).model_fields.items():
+        if getattr(old, name) != getattr(new, name):
+            fields.append(info.alias or name)
+    return tuple(fields)
+
+
+def _diff_kind(old: Sequence[Any], new: Sequence[Any]) -> KindDiff:
+    before = {item.name: item for item in old}
+    after = {item.name: item for item in new}
+    changed: dict[str, tuple[str, ...]] = {}
+    for name in sorted(before.keys() & after.keys()):
+        if before[name] != after[name]:
+            changed[name] = _changed_fields(before[name], after[name])
+    return KindDiff(
+        added=tuple(sorted(after.keys() - before.keys())),
+        changed=changed,
+        removed=tuple(sorted(before.keys() - after.keys())),
+    )
+
+
+def diff_documents(old: RegistryDocument, new: RegistryDocument) -> RegistryDiff:
+    """Compare two registry documents entity by entity (matched by name).
+
+    Args:
+        old: The registry as it is.
+        new: The registry as it should be.
+
+    Returns:
+        Added, changed (with the top-level fields that changed) and removed names per kind.
+    """
+    return RegistryDiff(
+        **{kind: _diff_kind(getattr(old, kind), getattr(new, kind)) for kind in KINDS}
+    )
+
+
+# --------------------------------------------------------------------------------------- read
+
+
+@dataclass(frozen=True)
+class _State:
+    """The stored registry with the ids needed to update it."""
+
+    document: RegistryDocument
+    revision: int
+    topic_ids: dict[str, int]
+    schema_versions: dict[int, int]
+    flow_ids: dict[str, int]
+    data_source_ids: dict[str, int]
+    pipeline_ids: dict[str, int]
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _read_state(connection: Connection) -> _State:
+    execute = connection.execute
+    revision = int(execute(select(func.max(registry_revisions.c.revision))).scalar() or 0)
+
+    latest = (
+        select(
+            kafka_topic_schemas.c.topic_id,
+            func.max(kafka_topic_schemas.c.version).label("version"),
+        )
+        .group_by(kafka_topic_schemas.c.topic_id)
+        .subquery()
+    )
+    schemas: dict[int, tuple[int, Any]] = {
+        row.topic_id: (row.version, _loads(row.schema_json))
+        for row in execute(
+            select(
+                kafka_topic_schemas.c.topic_id,
+                kafka_topic_schemas.c.version,
+                kafka_topic_schemas.c.schema_json,
+            ).join(
+                latest,
+                and_(
+                    kafka_topic_schemas.c.topic_id == latest.c.topic_id,
+                    kafka_topic_schemas.c.version == latest.c.version,
+                ),
+            )
+        )
+    }
+
+    endpoints: dict[int, list[ApiEndpoint]] = defaultdict(list)
+    for row in execute(
+        select(
+            topic_api_endpoints.c.topic_id, topic_api_endpoints.c.path, topic_api_endpoints.c.method
+        ).order_by(topic_api_endpoints.c.topic_id, topic_api_endpoints.c.position)
+    ):
+        endpoints[row.topic_id].append(
+            ApiEndpoint.model_validate({"path": row.path, "method": row.method})
+        )
+
+    mappings: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    m = topic_field_mappings.c
+    for row in execute(
+        select(
+            m.table_config_id,
+            m.source_path,
+            m.column_name,
+            m.data_type,
+            m.required,
+            m.default_value,
+        ).order_by(m.table_config_id, m.position)
+    ):
+        mappings[row.table_config_id].append(
+            {
+                "source": row.source_path,
+                "column": row.column_name,
+                "type": row.data_type,
+                "required": bool(row.required),
+                "default": _loads(row.default_value),
+            }
+        )
+
+    tables: dict[int, TableConfig] = {}
+    for row in execute(select(topic_table_configs)):
+        tables[row.topic_id] = TableConfig.model_validate(
+            {
+                "data_source": row.data_source,
+                "schema": row.schema_name,
+                "name": row.table_name,
+                "upsert_key": json.loads(row.upsert_key),
+                "time_column": row.time_column,
+                "max_lag_messages": row.max_lag_messages,
+                "freshness_minutes": row.freshness_minutes,
+                "mappings": mappings.get(row.id, ()),
+            }
+        )
+
+    topics: list[Topic] = []
+    topic_ids: dict[str, int] = {}
+    topic_names: dict[int, str] = {}
+    for row in execute(select(kafka_topics)):
+        topic_ids[row.name] = row.id
+        topic_names[row.id] = row.name
+        topics.append(
+            Topic.model_validate(
+                {
+                    "name": row.name,
+                    "category": row.category,
+                    "source": row.source,
+                    "datatype": row.datatype,
+                    "description": row.description,
+                    "partitions": row.partitions,
+                    "retention_days": row.retention_days,
+                    "active": bool(row.active),
+                    "api_endpoints": endpoints.get(row.id, ()),
+                    "schema": schemas.get(row.id, (0, None))[1],
+                    "table": tables.get(row.id),
+                }
+            )
+        )
+
+    roles: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    st = pipeline_stage_topics.c
+    for row in execute(
+        select(st.stage_id, st.role, st.topic_id).order_by(st.stage_id, st.role, st.position)
+    ):
+        roles[row.stage_id][row.role].append(topic_names[row.topic_id])
+
+    stages: dict[int, list[Stage]] = defaultdict(list)
+    for row in execute(
+        select(pipeline_stages).order_by(pipeline_stages.c.flow_id, pipeline_stages.c.stage_order)
+    ):
+        stage_roles = roles.get(row.id, {})
+        stages[row.flow_id].append(
+            Stage.model_validate(
+                {
+                    "name": row.name,
+                    "service": row.service_name,
+                    "description": row.description,
+                    "inputs": stage_roles.get("input", ()),
+                    "outputs": stage_roles.get("output", ()),
+                    "errors": stage_roles.get("error", ()),
+                }
+            )
+        )
+
+    flows: list[Flow] = []
+    flow_ids: dict[str, int] = {}
+    for row in execute(select(pipeline_flows)):
+        flow_ids[row.name] = row.id
+        flows.append(
+            Flow.model_validate(
+                {
+                    "name": row.name,
+                    "description": row.description,
+                    "priority": row.priority,
+                    "active": bool(row.active),
+                    "stages": stages.get(row.id, ()),
+                }
+            )
+        )
+
+    sources: list[DataSource] = []
+    data_source_ids: dict[str, int] = {}
+    for row in execute(select(data_sources)):
+        data_source_ids[row.name] = row.id
+        sources.append(
+            DataSource.model_validate(
+                {
+                    "name": row.name,
+                    "kind": row.kind,
+                    "url_env": row.url_env,
+                    "description": row.description,
+                }
+            )
+        )
+
+    pipeline_list: list[Pipeline] = []
+    pipeline_ids: dict[str, int] = {}
+    for row in execute(select(pipelines)):
+        pipeline_ids[row.name] = row.id
+        pipeline_list.append(
+            Pipeline.model_validate(
+                {
+                    "name": row.name,
+                    "description": row.description,
+                    "mode": row.mode,
+                    "schedule": row.schedule,
+                    "status": row.status,
+                    "graph": json.loads(row.graph),
+                }
+            )
+        )
+
+    document = RegistryDocument(
+        topics=tuple(topics),
+        flows=tuple(flows),
+        data_sources=tuple(sources),
+        pipelines=tuple(pipeline_list),
+    ).canonical()
+    return _State(
+        document=document,
+        revision=revision,
+        topic_ids=topic_ids,
+        schema_versions={topic_id: version for topic_id, (version, _) in schemas.items()},
+        flow_ids=flow_ids,
+        data_source_ids=data_source_ids,
+        pipeline_ids=pipeline_ids,
+    )
+
+
+def read_document(bind: Engine | Connection) -> RegistryDocument:
+    """Read the whole registry as a canonical document (latest schema version of each topic).
+
+    Args:
+        bind: Engine (a connection is opened and closed) or an open connection of the registry.
+
+    Returns:
+        The registry, every top-level list sorted by name.
+    """
+    if isinstance(bind, Connection):
+        return _read_state(bind).document
+    with bind.connect() as connection:
+        return _read_state(connection).document
+
+
+# ------------------------------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """Outcome of :func:`import_document`.
+
+    Attributes:
+        diff: What changed (or would change, for a dry run).
+        revision: The new registry revision, or None when nothing was written.
+    """
+
+    diff: RegistryDiff
+    revision: int | None
+
+
+@dataclass(frozen=True)
+class RevisionRecord:
+    """One entry of the registry history.
+
+    Attributes:
+        revision: Revision number (1, 2, ...).
+        created_at: When it was recorded (UTC).
+        actor: Who made the change.
+        source: Where it came from (a file path, a command), if known.
+        summary: The diff summary (:meth:`RegistryDiff.summary`).
+    """
+
+    revision: int
+    created_at: datetime
+    actor: str
+    source: str | None
+    summary: dict[str, Any]
+
+
+def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _delete_in(
+    connection: Connection,
+    table: Table,
+    column: str,
+    ids: Sequence[int],
+    via: Callable[[Sequence[int]], Any] | None = None,
+) -> None:
+    """Delete the rows of ``table`` whose ``column`` is in ``ids`` (or in ``via(ids)``)."""
+    for chunk in _chunks(ids):
+        target: Any = via(chunk) if via is not None else list(chunk)
+        condition: ColumnElement[bool] = table.c[column].in_(target)
+        connection.execute(delete(table).where(condition))
+
+
+def _table_ids_of(topic_ids: Sequence[int]) -> Any:
+    return select(topic_table_configs.c.id).where(topic_table_configs.c.topic_id.in_(topic_ids))
+
+
+def _stage_ids_of(flow_ids: Sequence[int]) -> Any:
+    return select(pipeline_stages.c.id).where(pipeline_stages.c.flow_id.in_(flow_ids))
+
+
+def _update_rows(
+    connection: Connection, table: Table, columns: Iterable[str], rows: list[dict[str, Any]]
+) -> None:
+    """Update rows by id: ``rows`` hold ``_id`` and every column in ``columns``."""
+    if not rows:
+        return
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
+    connection.execute(statement, rows)
+
+
+def _insert_returning_ids(
+    connection: Connection, table: Table, rows: list[dict[str, Any]]
+) -> list[int]:
+    """Insert rows in bulk and return their new ids in the order of ``rows``."""
+    if not rows:
+        return []
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [int(row[0]) for row in connection.execute(statement, rows)]
+
+
+def _topic_row(topic: Topic) -> dict[str, Any]:
+    return {name: getattr(topic, name) for name in _TOPIC_COLUMNS}
+
+
+def _write_topic_children(
+    connection: Connection,
+    topics: Sequence[tuple[int, Topic]],
+    *,
+    endpoints: bool,
+    tables: bool,
+) -> None:
+    if endpoints:
+        rows = [
+            {"topic_id": topic_id, "position": position, "path": e.path, "method": e.method}
+            for topic_id, topic in topics
+            for position, e in enumerate(topic.api_endpoints)
+        ]
+        if rows:
+            connection.execute(insert(topic_api_endpoints), rows)
+    if tables:
+        with_table = [(topic_id, topic.table) for topic_id, topic in topics if topic.table]
+        table_rows = [
+            {
+                "topic_id": topic_id,
+                "data_source": table.data_source,
+                "schema_name": table.db_schema,
+                "table_name": table.name,
+                "upsert_key": _dumps(list(table.upsert_key)),
+                "time_column": table.time_column,
+                "max_lag_messages": table.max_lag_messages,
+                "freshness_minutes": table.freshness_minutes,
+            }
+            for topic_id, table in with_table
+        ]
+        table_ids = _insert_returning_ids(connection, topic_table_configs, table_rows)
+        mapping_rows = [
+            {
+                "table_config_id": table_id,
+                "position": position,
+                "source_path": mapping.source,
+                "column_name": mapping.column,
+                "data_type": mapping.type,
+                "required": mapping.required,
+                "default_value": None if mapping.default is None else _dumps(mapping.default),
+            }
+            for table_id, (_, table) in zip(table_ids, with_table, strict=True)
+            for position, mapping in enumerate(table.mappings)
+        ]
+        if mapping_rows:
+            connection.execute(insert(topic_field_mappings), mapping_rows)
+
+
+def _add_schema_versions(
+    connection: Connection, versions: list[tuple[int, int, Any]], now: datetime
+) -> None:
+    rows = [
+        {
+            "topic_id": topic_id,
+            "version": version,
+            "schema_json": None if schema is None else _dumps(schema),
+            "created_at": now,
+        }
+        for topic_id, version, schema in versions
+    ]
+    if rows:
+        connection.execute(insert(kafka_topic_schemas), rows)
+
+
+def _apply_topics(
+    connection: Connection, state: _State, new: RegistryDocument, diff: KindDiff, now: datetime
+) -> dict[str, int]:
+    """Write the topic changes; return the ids of every topic of the new document."""
+    topic_ids = dict(state.topic_ids)
+    by_name = {topic.name: topic for topic in new.topics}
+
+    removed = [topic_ids.pop(name) for name in diff.removed]
+    if removed:
+        _delete_in(connection, pipeline_stage_topics, "topic_id", removed)
+        _delete_in(connection, topic_field_mappings, "table_config_id", removed, _table_ids_of)
+        for table in (topic_table_configs, topic_api_endpoints, kafka_topic_schemas):
+            _delete_in(connection, table, "topic_id", removed)
+        _delete_in(connection, kafka_topics, "id", removed)
+
+    changed = [
+        (topic_ids[name], by_name[name], set(fields)) for name, fields in diff.changed.items()
+    ]
+    _update_rows(
+        connection,
+        kafka_topics,
+        _TOPIC_COLUMNS,
+        [
+            {"_id": topic_id, **_topic_row(topic)}
+            for topic_id, topic, fields in changed
+            if fields.intersection(_TOPIC_COLUMNS)
+        ],
+    )
+    new_endpoints = [(i, t) for i, t, fields in changed if "api_endpoints" in fields]
+    _delete_in(connection, topic_api_endpoints, "topic_id", [i for i, _ in new_endpoints])
+    new_tables = [(i, t) for i, t, fields in changed if "table" in fields]
+    table_topic_ids = [i for i, _ in new_tables]
+    _delete_in(connection, topic_field_mappings, "table_config_id", table_topic_ids, _table_ids_of)
+    _delete_in(connection, topic_table_configs, "topic_id", table_topic_ids)
+    _write_topic_children(connection, new_endpoints, endpoints=True, tables=False)
+    _write_topic_children(connection, new_tables, endpoints=False, tables=True)
+    versions = [
+        (topic_id, state.schema_versions.get(topic_id, 0) + 1, topic.json_schema)
+        for topic_id, topic, fields in changed
+        if "schema" in fields
+    ]
+
+    added = [by_name[name] for name in diff.added]
+    added_ids = _insert_returning_ids(
+        connection, kafka_topics, [{"name": t.name, **_topic_row(t)} for t in added]
+    )
+    added_pairs = list(zip(added_ids, added, strict=True))
+    topic_ids.update((topic.name, topic_id) for topic_id, topic in added_pairs)
+    _write_topic_children(connection, added_pairs, endpoints=True, tables=True)
+    versions.extend((i, 1, t.json_schema) for i, t in added_pairs if t.json_schema is not None)
+    _add_schema_versions(connection, versions, now)
+    return topic_ids
+
+
+def _insert_stages(
+    connection: Connection, flows: Sequence[tuple[int, Flow]], topic_ids: Mapping[str, int]
+) -> None:
+    stages = [
+        (flow_id, order, stage)
+        for flow_id, flow in flows
+        for order, stage in enumerate(flow.stages, start=1)
+    ]
+    stage_ids = _insert_returning_ids(
+        connection,
+        pipeline_stages,
+        [
+            {
+                "flow_id": flow_id,
+                "name": stage.name,
+                "service_name": stage.service,
+                "description": stage.description,
+                "stage_order": order,
+            }
+            for flow_id, order, stage in stages
+        ],
+    )
+    rows: list[dict[str, Any]] = []
+    for stage_id, (_, _, stage) in zip(stage_ids, stages, strict=True):
+        for role, names in (
+            ("input", stage.inputs),
+            ("output", stage.outputs),
+            ("error", stage.errors),
+        ):
+            for position, name in enumerate(names):
+                if name not in topic_ids:
+                    raise ValueError(f"stage {stage.name!r} names unknown topic {name!r}")
+                rows.append(
+                    {
+                        "stage_id": stage_id,
+                        "topic_id": topic_ids[name],
+                        "role": role,
+                        "position": position,
+                    }
+                )
+    if rows:
+        connection.execute(insert(pipeline_stage_topics), rows)
+
+
+def _apply_flows(
+    connection: Connection,
+    state: _State,
+    new: RegistryDocument,
+    diff: KindDiff,
+    topic_ids: Mapping[str, int],
+) -> None:
+    by_name = {flow.name: flow for flow in new.flows}
+    removed = [state.flow_ids[name] for name in diff.removed]
+    _delete_in(connection, pipeline_stage_topics, "stage_id", removed, _stage_ids_of)
+    _delete_in(connection, pipeline_stages, "flow_id", removed)
+    _delete_in(connection, pipeline_flows, "id", removed)
+
+    changed = [(state.flow_ids[name], by_name[name], set(f)) for name, f in diff.changed.items()]
+    _update_rows(
+        connection,
+        pipeline_flows,
+        _FLOW_COLUMNS,
+        [
+            {"_id": flow_id, **{name: getattr(flow, name) for name in _FLOW_COLUMNS}}
+            for flow_id, flow, fields in changed
+            if fields.intersection(_FLOW_COLUMNS)
+        ],
+    )
+    restaged = [(flow_id, flow) for flow_id, flow, fields in changed if "stages" in fields]
+    restaged_ids = [flow_id for flow_id, _ in restaged]
+    _delete_in(connection, pipeline_stage_topics, "stage_id", restaged_ids, _stage_ids_of)
+    _delete_in(connection, pipeline_stages, "flow_id", restaged_ids)
+
+    added = [by_name[name] for name in diff.added]
+    added_ids = _insert_returning_ids(
+        connection,
+        pipeline_flows,
+        [{"name": f.name, **{name: getattr(f, name) for name in _FLOW_COLUMNS}} for f in added],
+    )
+    _insert_stages(connection, [*restaged, *zip(added_ids, added, strict=True)], topic_ids)
+
+
+def _data_source_row(source: DataSource) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in _DATA_SOURCE_COLUMNS}
+
+
+def _pipeline_row(pipeline: Pipeline) -> dict[str, Any]:
+    return {
+        "description": pipeline.description,
+        "mode": pipeline.mode,
+        "schedule": pipeline.schedule,
+        "status": pipeline.status,
+        "graph": _dumps(record_to_data(pipeline.graph)),
+    }
+
+
+def _apply_simple(
+    connection: Connection,
+    table: Table,
+    ids: Mapping[str, int],
+    items: Sequence[Any],
+    diff: KindDiff,
+    columns: tuple[str, ...],
+    to_row: Callable[[Any], dict[str, Any]],
+) -> None:
+    by_name = {item.name: item for item in items}
+    _delete_in(connection, table, "id", [ids[name] for name in diff.removed])
+    _update_rows(
+        connection,
+        table,
+        columns,
+        [{"_id": ids[name], **to_row(by_name[name])} for name in diff.changed],
+    )
+    rows = [{"name": name, **to_row(by_name[name])} for name in diff.added]
+    if rows:
+        connection.execute(insert(table), rows)
+
+
+def _apply(
+    connection: Connection,
+    state: _State,
+    new: RegistryDocument,
+    diff: RegistryDiff,
+    revision: int,
+    actor: str,
+    source: str | None,
+) -> None:
+    now = datetime.now(UTC)
+    # The revision row goes first: a concurrent import of the same base revision collides on its
+    # primary key (and waits for, then fails after, the first one) instead of interleaving.
+    connection.execute(
+        insert(registry_revisions).values(
+            revision=revision,
+            created_at=now,
+            actor=actor,
+            source=source,
+            summary=_dumps(diff.summary()),
+        )
+    )
+    _apply_simple(
+        connection,
+        data_sources,
+        state.data_source_ids,
+        new.data_sources,
+        diff.data_sources,
+        _DATA_SOURCE_COLUMNS,
+        _data_source_row,
+    )
+    topic_ids = _apply_topics(connection, state, new, diff.topics, now)
+    _apply_flows(connection, state, new, diff.flows, topic_ids)
+    _apply_simple(
+        connection,
+        pipelines,
+        state.pipeline_ids,
+        new.pipelines,
+        diff.pipelines,
+        _PIPELINE_COLUMNS,
+        _pipeline_row,
+    )
+
+
+def import_document(
+    engine: Engine,
+    document: RegistryDocument,
+    *,
+    actor: str,
+    source: str | None = None,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Make the registry equal to ``document``, writing only what changed, in one transaction.
+
+    Unchanged entities keep their ids; a changed entity is updated in place and its children
+    (endpoints, table and mappings, stages) replaced; a changed JSON Schema adds a version and
+    keeps the old ones. A ``registry_revisions`` row records actor, time, source and the diff
+    summary. Importing the registry as it is writes nothing and adds no revision. Any failure
+    rolls everything back.
+
+    Args:
+        engine: Engine of a migrated registry database.
+        document: The validated registry document (see ``validation.load_document``).
+        actor: Who makes the change (user name, service).
+        source: Where the document comes from (e.g. a file path), recorded in the history.
+        dry_run: Compute the diff only; write nothing.
+
+    Returns:
+        The diff and the new revision (None when nothing was written).
+    """
+    new = document.canonical()
+    with engine.connect() as connection:
+        state = _read_state(connection)
+        diff = diff_documents(state.document, new)
+        if diff.is_empty or dry_run:
+            connection.rollback()
+            return ImportResult(diff=diff, revision=None)
+        revision = state.revision + 1
+        try:
+            _apply(connection, state, new, diff, revision, actor, source)
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+    return ImportResult(diff=diff, revision=revision)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def history(engine: Engine, limit: int | None = None) -> list[RevisionRecord]:
+    """Return the registry revisions, newest first.
+
+    Args:
+        engine: Engine of a migrated registry database.
+        limit: Return at most this many revisions (all when None).
+    """
+    statement = select(registry_revisions).order_by(registry_revisions.c.revision.desc())
+    if limit is not None:
+        statement = statement.limit(limit)
+    with engine.connect() as connection:
+        return [
+            RevisionRecord(
+                revision=row.revision,
+                created_at=_as_utc(row.created_at),
+                actor=row.actor,
+                source=row.source,
+                summary=json.loads(row.summary),
+            )
+            for row in connection.execute(statement)
+        ]
