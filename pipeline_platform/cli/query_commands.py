@@ -27,13 +27,26 @@ def load_registry_document(settings: Settings) -> RegistryDocument:
 
     Returns:
         The registry as a document.
+
+    Raises:
+        CommandError: when the registry database cannot be read (unreachable, not initialised).
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from pipeline_platform.registry.database import create_registry_engine
     from pipeline_platform.registry.store import read_document
 
     engine = create_registry_engine(settings.registry_url)
     try:
         return read_document(engine)
+    except SQLAlchemyError as error:
+        where = make_url(settings.registry_url).render_as_string(hide_password=True)
+        reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+        raise CommandError(
+            f"cannot read the registry at {where}: {reason} "
+            "(run 'pipeline-platform registry init' or 'registry import FILE' first)"
+        ) from None
     finally:
         engine.dispose()
 
