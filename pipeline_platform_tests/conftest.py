@@ -41,3 +41,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'db.sqlite'}"
     admin = request.getfixturevalue("postgres_admin_url")
     return create_database(admin)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address of a Kafka-protocol broker (librdkafka mock cluster, own process)."""
+    from pipeline_platform_tests.kafka import mock_broker
+
+    with mock_broker() as bootstrap:
+        yield bootstrap

@@ -1,0 +1,244 @@
+"""Decoding and validation of raw Kafka messages, and the per-batch transform.
+
+A message is the tuple ``(partition, offset, key, value)``. :func:`transform_batch` turns a list
+of them into rows (deduplicated by upsert key, last wins) and dead letters, calling orjson, the
+JSON Schema validator compiled once with fastjsonschema, and the compiled mapping.
+
+Dead-letter reasons (stable prefixes, followed by detail):
+
+- ``empty message``: no value or zero bytes
+- ``oversized message``: more than ``max_message_bytes``
+- ``not UTF-8``: the bytes are not valid UTF-8
+- ``malformed JSON``: not parseable JSON
+- ``not a JSON object``: valid JSON that is not an object
+- ``schema violation``: the topic's JSON Schema refused it
+- ``missing key``: no Kafka key while ``key_required`` is set
+- ``missing required field`` / ``column X (source Y): ...``: from the mapping
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from pipeline_platform.ingestion.mapping import CompiledMapping
+
+#: ``(partition, offset, key, value)``
+RawMessage = tuple[int, int, bytes | None, bytes | None]
+
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How messages are checked before mapping.
+
+    Attributes:
+        max_message_bytes: Larger values are dead-lettered as oversized.
+        key_required: Dead-letter messages without a Kafka key. Off by default: the upsert key
+            comes from the message body, so a null Kafka key is normal.
+    """
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    key_required: bool = False
+
+
+@dataclass
+class DeadLetter:
+    """A message that could not be ingested, with its reason."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+@dataclass
+class PreparedBatch:
+    """The outcome of transforming one batch of messages.
+
+    Attributes:
+        rows: Rows to write (deduplicated by upsert key when there is one).
+        dead_letters: Messages refused, with reasons.
+        messages: Number of messages transformed.
+        last_offsets: Highest offset seen per partition.
+    """
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    messages: int = 0
+    last_offsets: dict[int, int] = field(default_factory=dict)
+
+
+Validator = Callable[[Any], Any]
+
+
+def compile_validator(schema: dict[str, Any] | None) -> Validator | None:
+    """Compile a JSON Schema once; None when there is no schema.
+
+    Args:
+        schema: The topic's JSON Schema, or None.
+
+    Returns:
+        A function raising ``fastjsonschema.JsonSchemaValueException`` on invalid documents.
+    """
+    if not schema:
+        return None
+    validator: Validator = fastjsonschema.compile(schema)
+    return validator
+
+
+def decode_reason(value: bytes | None, error: Exception) -> str:
+    """Explain why ``value`` failed to decode as JSON."""
+    if value is None or len(value) == 0:
+        return "empty message"
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as unicode_error:
+        return f"not UTF-8: {unicode_error}"
+    return f"malformed JSON: {error}"
+
+
+def decode_message(
+    value: bytes | None,
+    key: bytes | None,
+    validator: Validator | None,
+    options: DecodeOptions,
+) -> dict[str, Any] | str:
+    """Decode and validate one message (the slow, readable path; the batch loop inlines it).
+
+    Args:
+        value: The message bytes.
+        key: The Kafka key.
+        validator: Compiled JSON Schema validator, or None.
+        options: Size and key rules.
+
+    Returns:
+        The JSON object, or a dead-letter reason.
+    """
+    if not value:
+        return "empty message"
+    if len(value) > options.max_message_bytes:
+        return f"oversized message: {len(value)} bytes > {options.max_message_bytes}"
+    if options.key_required and key is None:
+        return "missing key: the message has no Kafka key"
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        return decode_reason(value, error)
+    if type(document) is not dict:
+        return f"not a JSON object: got {type(document).__name__}"
+    if validator is not None:
+        try:
+            validator(document)
+        except fastjsonschema.JsonSchemaValueException as error:
+            return f"schema violation: {error.message}"
+    return document
+
+
+def transform_batch(
+    messages: Sequence[RawMessage],
+    mapping: CompiledMapping,
+    validator: Validator | None,
+    options: DecodeOptions,
+) -> PreparedBatch:
+    """Decode, validate and map a batch of messages.
+
+    Rows are deduplicated by the upsert key, the last message for a key winning; without a key
+    every row is kept in order.
+
+    Args:
+        messages: ``(partition, offset, key, value)`` tuples, in offset order per partition.
+        mapping: The compiled mapping of the target table.
+        validator: Compiled JSON Schema validator, or None.
+        options: Size and key rules.
+
+    Returns:
+        Rows, dead letters, the message count and the last offset per partition.
+    """
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    build = mapping.build
+    max_bytes = options.max_message_bytes
+    key_required = options.key_required
+    schema_error = fastjsonschema.JsonSchemaValueException
+    dead: list[DeadLetter] = []
+    last: dict[int, int] = {}
+    key_indexes = mapping.key_indexes
+    keyed: dict[Any, tuple[Any, ...]] = {}
+    plain: list[tuple[Any, ...]] = []
+    add: Callable[[tuple[Any, ...]], None]
+    if len(key_indexes) == 1:
+        only = key_indexes[0]
+
+        def add_one(row: tuple[Any, ...]) -> None:
+            keyed[row[only]] = row
+
+        add = add_one
+
+    elif key_indexes:
+
+        def add_many(row: tuple[Any, ...]) -> None:
+            keyed[tuple([row[i] for i in key_indexes])] = row
+
+        add = add_many
+
+    else:
+        add = plain.append
+    for partition, offset, key, value in messages:
+        reason: str
+        if not value:
+            reason = "empty message"
+        elif len(value) > max_bytes:
+            reason = f"oversized message: {len(value)} bytes > {max_bytes}"
+        elif key_required and key is None:
+            reason = "missing key: the message has no Kafka key"
+        else:
+            try:
+                document = loads(value)
+            except decode_error as error:
+                reason = decode_reason(value, error)
+            else:
+                if type(document) is not dict:
+                    reason = f"not a JSON object: got {type(document).__name__}"
+                else:
+                    if validator is not None:
+                        try:
+                            validator(document)
+                        except schema_error as error:
+                            dead.append(
+                                DeadLetter(
+                                    partition,
+                                    offset,
+                                    key,
+                                    value,
+                                    f"schema violation: {error.message}",
+                                )
+                            )
+                            continue
+                    row = build(document)
+                    if type(row) is tuple:
+                        add(row)
+                        continue
+                    reason = row  # type: ignore[assignment]
+        dead.append(DeadLetter(partition, offset, key, value, reason))
+    # Offsets: the caller knows its partitions; record the highest offset per partition cheaply.
+    for partition, offset, _key, _value in _tail_per_partition(messages):
+        last[partition] = offset
+    rows = list(keyed.values()) if key_indexes else plain
+    return PreparedBatch(rows=rows, dead_letters=dead, messages=len(messages), last_offsets=last)
+
+
+def _tail_per_partition(messages: Sequence[RawMessage]) -> list[RawMessage]:
+    """Return, per partition, the message with the highest offset."""
+    best: dict[int, RawMessage] = {}
+    for message in reversed(messages):
+        if message[0] not in best:
+            best[message[0]] = message
+    # Offsets are increasing within a partition, so the last one seen is the highest.
+    return list(best.values())

@@ -1,0 +1,259 @@
+"""The offset-range reader: from the stored offsets to the end offsets captured at start.
+
+A confluent_kafka Consumer is *assigned* (no group join, no rebalance) the partitions with work,
+at their stored offsets; it reads with batched ``consume()`` and stops each partition at the
+high watermark captured at start, so a run ingests what was available when it began. Messages
+deleted by retention (stored offset below the low watermark) are skipped and reported as a gap;
+partition EOF ends a partition early instead of waiting; a broker that goes quiet raises
+:class:`ReadTimeout` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from pipeline_platform.ingestion.decode import RawMessage
+
+logger = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The Kafka brokers did not answer within the timeout."""
+
+
+class ReadTimeout(RuntimeError):
+    """No message arrived for too long while partitions still had data to read."""
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    """What one run reads from one partition.
+
+    Attributes:
+        partition: Partition number.
+        stored: The stored next offset, or None when the table never ingested this partition.
+        start: Where reading starts (stored, or the low watermark when stored is older/absent).
+        end: The high watermark captured at start (exclusive).
+        gap: Messages lost to retention between ``stored`` and ``start``.
+    """
+
+    partition: int
+    stored: int | None
+    start: int
+    end: int
+    gap: int = 0
+
+
+def group_id_for(data_source: str, table: str) -> str:
+    """Return the consumer group id of a table: ``pipeline-platform.<data_source>.<table>``."""
+    return f"pipeline-platform.{data_source}.{table}"
+
+
+def consumer_config(kafka_config: Mapping[str, Any], group_id: str) -> dict[str, Any]:
+    """Return the consumer configuration for reading assigned ranges.
+
+    Args:
+        kafka_config: librdkafka settings (bootstrap servers, security).
+        group_id: Consumer group id used for committing offsets.
+
+    Returns:
+        The settings with auto commit off and partition EOF events on.
+    """
+    config: dict[str, Any] = {
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+        "queued.max.messages.kbytes": 262_144,
+        "fetch.wait.max.ms": 100,
+        "logger": logger,
+    }
+    config.update(kafka_config)
+    config["group.id"] = group_id
+    return config
+
+
+def partitions_of(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+    """Return the topic's partitions from broker metadata.
+
+    Raises:
+        BrokerUnavailable: No metadata within ``timeout``.
+    """
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+    except KafkaException as error:
+        raise BrokerUnavailable(
+            f"Kafka did not answer within {timeout:g} s for topic {topic}: {error}"
+        ) from error
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None:
+        if found is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return []
+        reason = found.error if found is not None else "no metadata"
+        raise BrokerUnavailable(f"no metadata for topic {topic}: {reason}")
+    return sorted(found.partitions)
+
+
+def watermarks(
+    consumer: Consumer, topic: str, partitions: list[int], timeout: float
+) -> dict[int, tuple[int, int]]:
+    """Return ``(low, high)`` watermarks per partition.
+
+    Raises:
+        BrokerUnavailable: A partition's watermarks did not arrive within ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    marks: dict[int, tuple[int, int]] = {}
+    for partition in partitions:
+        left = max(0.1, deadline - time.monotonic())
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=left, cached=False
+            )
+        except KafkaException as error:
+            raise BrokerUnavailable(
+                f"Kafka did not return offsets of {topic}[{partition}] within {timeout:g} s: "
+                f"{error}"
+            ) from error
+        marks[partition] = (int(low), int(high))
+    return marks
+
+
+def plan_ranges(
+    consumer: Consumer, topic: str, stored: Mapping[int, int], timeout: float
+) -> dict[int, PartitionRange]:
+    """Capture the end offsets and decide each partition's range.
+
+    Args:
+        consumer: A consumer connected to the cluster.
+        topic: Topic name.
+        stored: Stored next offsets per partition.
+        timeout: Seconds to wait for the broker.
+
+    Returns:
+        The range per partition (possibly empty: ``start >= end``).
+    """
+    marks = watermarks(consumer, topic, partitions_of(consumer, topic, timeout), timeout)
+    ranges = {}
+    for partition, (low, high) in marks.items():
+        known = stored.get(partition)
+        start = low if known is None else max(known, low)
+        gap = 0 if known is None else max(0, low - known)
+        if gap:
+            logger.warning(
+                "%s[%d]: offsets %d..%d were deleted by retention before ingestion",
+                topic,
+                partition,
+                known,
+                low - 1,
+            )
+        ranges[partition] = PartitionRange(partition, known, start, max(high, start), gap)
+    return ranges
+
+
+def read_batches(
+    consumer: Consumer,
+    topic: str,
+    ranges: Mapping[int, PartitionRange],
+    *,
+    batch_size: int,
+    max_messages: int | None = None,
+    idle_timeout: float = 30.0,
+) -> Iterator[tuple[list[RawMessage], dict[int, int]]]:
+    """Read the ranges and yield batches.
+
+    Args:
+        consumer: The consumer (not yet assigned).
+        topic: Topic name.
+        ranges: The planned ranges.
+        batch_size: Messages per yielded batch (at most).
+        max_messages: Stop after this many messages in total.
+        idle_timeout: Seconds without any message or EOF before giving up.
+
+    Yields:
+        ``(messages, positions)``: the batch as ``(partition, offset, key, value)`` tuples and
+        each touched partition's next offset after the batch (including partitions that only
+        moved past a gap or an EOF).
+
+    Raises:
+        ReadTimeout: Nothing arrived for ``idle_timeout`` seconds while data was pending.
+        KafkaException: A fatal consumer error.
+    """
+    pending = {p: r.end for p, r in ranges.items() if r.start < r.end}
+    position = {p: ranges[p].start for p in pending}
+    if not pending:
+        return
+    consumer.assign([TopicPartition(topic, p, position[p]) for p in sorted(pending)])
+    remaining = max_messages if max_messages is not None else -1
+    batch: list[RawMessage] = []
+    touched: dict[int, int] = {}
+    last_progress = time.monotonic()
+    eof_code = KafkaError._PARTITION_EOF
+    consume = consumer.consume
+
+    def finish(partition: int) -> None:
+        pending.pop(partition, None)
+        consumer.pause([TopicPartition(topic, partition)])
+
+    while pending and remaining != 0:
+        want = batch_size - len(batch)
+        if remaining > 0:
+            want = min(want, remaining)
+        messages: list[Any] = consume(num_messages=want, timeout=0.1)
+        before = len(batch)
+        if messages:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > idle_timeout:
+            raise ReadTimeout(
+                f"no message from {topic} for {idle_timeout:g} s; still pending: "
+                + ", ".join(f"[{p}] at {position[p]} of {e}" for p, e in sorted(pending.items()))
+            )
+        for message in messages:
+            partition = message.partition()
+            error = message.error()
+            if error is not None:
+                if error.code() == eof_code:
+                    end = pending.get(partition)
+                    if end is not None:
+                        at = min(max(message.offset(), position[partition]), end)
+                        position[partition] = touched[partition] = at
+                        finish(partition)
+                    continue
+                if error.fatal():
+                    raise KafkaException(error)
+                logger.warning("%s[%s]: %s", topic, partition, error.str())
+                continue
+            end = pending.get(partition)
+            if end is None:
+                continue  # beyond the captured end of a finished partition
+            offset = message.offset()
+            if offset >= end:
+                position[partition] = touched[partition] = end
+                finish(partition)
+                continue
+            if offset > position[partition]:
+                logger.warning(
+                    "%s[%d]: offsets %d..%d skipped (deleted or compacted)",
+                    topic,
+                    partition,
+                    position[partition],
+                    offset - 1,
+                )
+            batch.append((partition, offset, message.key(), message.value()))
+            position[partition] = touched[partition] = offset + 1
+            if offset + 1 >= end:
+                finish(partition)
+        if remaining > 0:
+            remaining = max(0, remaining - (len(batch) - before))
+        if len(batch) >= batch_size or ((batch or touched) and (not pending or remaining == 0)):
+            yield batch, touched
+            batch, touched = [], {}
+    if batch or touched:
+        yield batch, touched

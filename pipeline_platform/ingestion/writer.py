@@ -1,0 +1,309 @@
+"""The batch writer: rows, dead letters and next offsets in ONE database transaction.
+
+Order inside the transaction, chosen for fencing: the offset compare-and-set comes first (in
+partition order), so a second run on the same range blocks on the offset row lock, then finds
+the offset moved, updates 0 rows and aborts with :class:`FencedError` before writing anything.
+
+PostgreSQL: binary COPY into a per-connection TEMP staging table and one
+``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` (rows are already deduplicated by key), or
+a binary COPY straight into the table when it is append only. SQLite: one ``executemany``.
+Never one statement per message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Any
+
+from pipeline_platform.ingestion.decode import DeadLetter
+from pipeline_platform.ingestion.warehouse import (
+    DEAD_LETTERS_TABLE,
+    OFFSETS_TABLE,
+    POSTGRES_COPY_TYPES,
+    FencedError,
+    PostgresWarehouse,
+    SqliteWarehouse,
+    TargetTable,
+    Warehouse,
+    quote,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Per partition: (expected stored next offset or None when no row exists yet, new next offset).
+OffsetUpdates = Mapping[int, tuple[int | None, int]]
+
+
+def write_batch(
+    warehouse: Warehouse,
+    target: TargetTable,
+    rows: Sequence[tuple[Any, ...]],
+    dead_letters: Sequence[DeadLetter],
+    offsets: OffsetUpdates,
+    *,
+    asset_key: str,
+    topic: str,
+    run_id: str,
+) -> None:
+    """Write one batch atomically.
+
+    Args:
+        warehouse: The connected warehouse.
+        target: The ensured target table.
+        rows: Mapped rows, already deduplicated by the upsert key.
+        dead_letters: Refused messages.
+        offsets: Compare-and-set of each partition's next offset.
+        asset_key: ``<data_source>/<table>``.
+        topic: The Kafka topic.
+        run_id: The run committing the batch.
+
+    Raises:
+        FencedError: A partition's stored offset was not the expected one (another run
+            committed this range); nothing of the batch was written.
+    """
+    if isinstance(warehouse, PostgresWarehouse):
+        _write_postgres(warehouse, target, rows, dead_letters, offsets, asset_key, topic, run_id)
+    else:
+        _write_sqlite(warehouse, target, rows, dead_letters, offsets, asset_key, topic, run_id)
+
+
+def upsert_sql(target: TargetTable, source: str) -> str:
+    """Return ``INSERT INTO target SELECT FROM source ON CONFLICT ...`` for PostgreSQL."""
+    cols = ", ".join(quote(c) for c in target.columns)
+    sql = f"INSERT INTO {target.qualified} ({cols}) SELECT {cols} FROM {source}"
+    if target.conflict_columns:
+        key = ", ".join(quote(c) for c in target.conflict_columns)
+        rest = [c for c in target.columns if c not in target.conflict_columns]
+        if rest:
+            sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in rest)
+            sql += f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+        else:
+            sql += f" ON CONFLICT ({key}) DO NOTHING"
+    return sql
+
+
+def copy_rows_postgres(
+    warehouse: PostgresWarehouse, table: str, target: TargetTable, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Binary COPY of ``rows`` into ``table`` (the target or its staging table)."""
+    cols = ", ".join(quote(c) for c in target.columns)
+    sql = f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)"
+    with warehouse.conn.cursor() as cursor, cursor.copy(sql) as copy:
+        copy.set_types([POSTGRES_COPY_TYPES[t] for t in target.types])
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+
+
+def _write_postgres(
+    warehouse: PostgresWarehouse,
+    target: TargetTable,
+    rows: Sequence[tuple[Any, ...]],
+    dead_letters: Sequence[DeadLetter],
+    offsets: OffsetUpdates,
+    asset_key: str,
+    topic: str,
+    run_id: str,
+) -> None:
+    conn = warehouse.conn
+    staging = warehouse.staging_table(target) if target.conflict_columns and rows else None
+    with conn.transaction(), conn.cursor() as cursor:
+        for partition in sorted(offsets):
+            expected, new = offsets[partition]
+            if expected is None:
+                cursor.execute(
+                    f"INSERT INTO {OFFSETS_TABLE} "
+                    "(asset_key, topic, partition, next_offset, updated_at, run_id) "
+                    "VALUES (%s, %s, %s, %s, now(), %s) ON CONFLICT DO NOTHING",
+                    (asset_key, topic, partition, new, run_id),
+                )
+            else:
+                cursor.execute(
+                    f"UPDATE {OFFSETS_TABLE} SET next_offset = %s, updated_at = now(), "
+                    "run_id = %s WHERE asset_key = %s AND topic = %s AND partition = %s "
+                    "AND next_offset = %s",
+                    (new, run_id, asset_key, topic, partition, expected),
+                )
+            if cursor.rowcount != 1:
+                raise FencedError(_fenced_message(asset_key, topic, partition, expected))
+        if rows:
+            if staging is not None:
+                copy_rows_postgres(warehouse, staging, target, rows)
+                cursor.execute(upsert_sql(target, staging))
+            else:
+                copy_rows_postgres(warehouse, target.qualified, target, rows)
+        if dead_letters:
+            cursor.executemany(
+                f'INSERT INTO {DEAD_LETTERS_TABLE} (asset_key, topic, partition, "offset", '
+                "key, raw, reason, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                'ON CONFLICT (asset_key, topic, partition, "offset") DO UPDATE SET '
+                "reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, created_at = now()",
+                [
+                    (asset_key, topic, d.partition, d.offset, d.key, d.value, d.reason, run_id)
+                    for d in dead_letters
+                ],
+            )
+
+
+def sqlite_value_converters(types: Sequence[str]) -> list[Any]:
+    """Return per-column converters from mapped Python values to SQLite storage values."""
+
+    def timestamp(value: Any) -> Any:
+        return None if value is None else value.astimezone(UTC).isoformat()
+
+    def isoformat(value: Any) -> Any:
+        return None if value is None else value.isoformat()
+
+    def text(value: Any) -> Any:
+        return None if value is None else str(value)
+
+    def boolean(value: Any) -> Any:
+        return None if value is None else int(value)
+
+    table = {"timestamp": timestamp, "date": isoformat, "uuid": text, "boolean": boolean}
+    return [table.get(t) for t in types]
+
+
+def _write_sqlite(
+    warehouse: SqliteWarehouse,
+    target: TargetTable,
+    rows: Sequence[tuple[Any, ...]],
+    dead_letters: Sequence[DeadLetter],
+    offsets: OffsetUpdates,
+    asset_key: str,
+    topic: str,
+    run_id: str,
+) -> None:
+    conn = warehouse.conn
+    converters = sqlite_value_converters(target.types)
+    if any(converters):
+        pairs = list(enumerate(converters))
+        rows = [tuple(conv(row[i]) if conv else row[i] for i, conv in pairs) for row in rows]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for partition in sorted(offsets):
+            expected, new = offsets[partition]
+            if expected is None:
+                cursor = conn.execute(
+                    f"INSERT INTO {OFFSETS_TABLE} "
+                    "(asset_key, topic, partition, next_offset, updated_at, run_id) "
+                    "VALUES (?, ?, ?, ?, CURRENT_TIMESTAMP, ?) ON CONFLICT DO NOTHING",
+                    (asset_key, topic, partition, new, run_id),
+                )
+            else:
+                cursor = conn.execute(
+                    f"UPDATE {OFFSETS_TABLE} SET next_offset = ?, "
+                    "updated_at = CURRENT_TIMESTAMP, run_id = ? "
+                    "WHERE asset_key = ? AND topic = ? AND partition = ? AND next_offset = ?",
+                    (new, run_id, asset_key, topic, partition, expected),
+                )
+            if cursor.rowcount != 1:
+                raise FencedError(_fenced_message(asset_key, topic, partition, expected))
+        if rows:
+            cols = ", ".join(quote(c) for c in target.columns)
+            marks = ", ".join("?" for _ in target.columns)
+            sql = f"INSERT INTO {target.qualified} ({cols}) VALUES ({marks})"
+            if target.conflict_columns:
+                key = ", ".join(quote(c) for c in target.conflict_columns)
+                rest = [c for c in target.columns if c not in target.conflict_columns]
+                if rest:
+                    sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
+                    sql += f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+                else:
+                    sql += f" ON CONFLICT ({key}) DO NOTHING"
+            conn.executemany(sql, rows)
+        if dead_letters:
+            conn.executemany(
+                f'INSERT INTO {DEAD_LETTERS_TABLE} (asset_key, topic, partition, "offset", '
+                "key, raw, reason, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                'ON CONFLICT (asset_key, topic, partition, "offset") DO UPDATE SET '
+                "reason = excluded.reason, run_id = excluded.run_id, "
+                "created_at = CURRENT_TIMESTAMP",
+                [
+                    (asset_key, topic, d.partition, d.offset, d.key, d.value, d.reason, run_id)
+                    for d in dead_letters
+                ],
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _fenced_message(asset_key: str, topic: str, partition: int, expected: int | None) -> str:
+    start = "no stored offset" if expected is None else f"stored offset {expected}"
+    return (
+        f"fenced: another run already committed {asset_key} from {topic}[{partition}] "
+        f"({start} changed); this batch was rolled back"
+    )
+
+
+def write_replay(
+    warehouse: Warehouse,
+    target: TargetTable,
+    rows: Sequence[tuple[Any, ...]],
+    resolved_ids: Sequence[int],
+    still_failing: Sequence[tuple[int, str]],
+    run_id: str,
+) -> None:
+    """Write replayed dead letters: rows in, resolved dead letters out, in one transaction.
+
+    Args:
+        warehouse: The connected warehouse.
+        target: The ensured target table.
+        rows: Rows mapped from the replayed messages (deduplicated by key).
+        resolved_ids: Dead-letter ids whose messages now map; they are deleted.
+        still_failing: ``(id, reason)`` of messages that still fail; their reason is updated.
+        run_id: The replaying run.
+    """
+    if isinstance(warehouse, PostgresWarehouse):
+        conn = warehouse.conn
+        staging = warehouse.staging_table(target) if target.conflict_columns and rows else None
+        with conn.transaction(), conn.cursor() as cursor:
+            if rows:
+                if staging is not None:
+                    copy_rows_postgres(warehouse, staging, target, rows)
+                    cursor.execute(upsert_sql(target, staging))
+                else:
+                    copy_rows_postgres(warehouse, target.qualified, target, rows)
+            if resolved_ids:
+                cursor.execute(
+                    f"DELETE FROM {DEAD_LETTERS_TABLE} WHERE id = ANY(%s)", (list(resolved_ids),)
+                )
+            if still_failing:
+                cursor.executemany(
+                    f"UPDATE {DEAD_LETTERS_TABLE} SET reason = %s, run_id = %s WHERE id = %s",
+                    [(reason, run_id, ident) for ident, reason in still_failing],
+                )
+        return
+    conn2 = warehouse.conn
+    converters = sqlite_value_converters(target.types)
+    pairs = list(enumerate(converters))
+    sqlite_rows = [tuple(c(row[i]) if c else row[i] for i, c in pairs) for row in rows]
+    conn2.execute("BEGIN IMMEDIATE")
+    try:
+        if sqlite_rows:
+            cols = ", ".join(quote(c) for c in target.columns)
+            marks = ", ".join("?" for _ in target.columns)
+            sql = f"INSERT INTO {target.qualified} ({cols}) VALUES ({marks})"
+            if target.conflict_columns:
+                key = ", ".join(quote(c) for c in target.conflict_columns)
+                rest = [c for c in target.columns if c not in target.conflict_columns]
+                sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
+                sql += f" ON CONFLICT ({key}) " + (
+                    f"DO UPDATE SET {sets}" if rest else "DO NOTHING"
+                )
+            conn2.executemany(sql, sqlite_rows)
+        conn2.executemany(
+            f"DELETE FROM {DEAD_LETTERS_TABLE} WHERE id = ?", [(i,) for i in resolved_ids]
+        )
+        conn2.executemany(
+            f"UPDATE {DEAD_LETTERS_TABLE} SET reason = ?, run_id = ? WHERE id = ?",
+            [(reason, run_id, ident) for ident, reason in still_failing],
+        )
+    except BaseException:
+        conn2.execute("ROLLBACK")
+        raise
+    conn2.execute("COMMIT")
