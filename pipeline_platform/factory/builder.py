@@ -1,0 +1,206 @@
+"""Assemble Dagster ``Definitions`` from a registry snapshot.
+
+The shape does not grow with the registry: one multi-asset over every table, one ingestion job,
+one job per flow, a fixed number of Kafka lag sensors and one reload sensor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import dagster as dg
+
+from pipeline_platform.config import load_settings
+from pipeline_platform.factory import naming
+from pipeline_platform.factory.assets import IngestFn, build_ingestion_assets
+from pipeline_platform.factory.loader import registry_revision
+from pipeline_platform.factory.sensors import (
+    LagSensorOptions,
+    build_kafka_sensors,
+    build_reload_sensor,
+)
+from pipeline_platform.factory.snapshot import RegistrySnapshot
+from pipeline_platform.factory.translator import RegistryTranslator, TranslatedRegistry
+from pipeline_platform.resources import build_resources
+
+_TRUE = {"1", "true", "yes", "on", "running"}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    return default if value is None or value == "" else value.strip().lower() in _TRUE
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class FactoryOptions:
+    """Load-time switches of the factory.
+
+    Attributes:
+        kafka_sensor_running: Kafka lag sensors start RUNNING (``PIPELINE_KAFKA_SENSOR_RUNNING``).
+        reload_sensor_running: The reload sensor starts RUNNING
+            (``PIPELINE_RELOAD_SENSOR_RUNNING``, default on).
+        kafka_sensor_shards: Number of Kafka lag sensors (``PIPELINE_KAFKA_SENSOR_SHARDS``).
+        reload_interval_seconds: Seconds between reload sensor ticks.
+        lag: Kafka sensor polling limits (``PIPELINE_INGEST_MAX_MESSAGES`` caps a run).
+    """
+
+    kafka_sensor_running: bool = False
+    reload_sensor_running: bool = True
+    kafka_sensor_shards: int = 1
+    reload_interval_seconds: int = 10
+    lag: LagSensorOptions = field(default_factory=LagSensorOptions)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FactoryOptions:
+        """Read the options from the environment (call at load time, never at import time)."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        lag = replace(
+            defaults.lag,
+            max_messages_per_run=_int(
+                env, "PIPELINE_INGEST_MAX_MESSAGES", defaults.lag.max_messages_per_run or 0
+            )
+            or None,
+            interval_seconds=_int(
+                env, "PIPELINE_KAFKA_SENSOR_INTERVAL", defaults.lag.interval_seconds
+            ),
+        )
+        return cls(
+            kafka_sensor_running=_flag(env, "PIPELINE_KAFKA_SENSOR_RUNNING", False),
+            reload_sensor_running=_flag(env, "PIPELINE_RELOAD_SENSOR_RUNNING", True),
+            kafka_sensor_shards=max(1, _int(env, "PIPELINE_KAFKA_SENSOR_SHARDS", 1)),
+            reload_interval_seconds=_int(
+                env, "PIPELINE_RELOAD_SENSOR_INTERVAL", defaults.reload_interval_seconds
+            ),
+            lag=lag,
+        )
+
+
+def _revision_at(url: str) -> str:
+    return registry_revision(replace(load_settings(), registry_url=url))
+
+
+def registry_status_spec(
+    snapshot: RegistrySnapshot, translated: TranslatedRegistry
+) -> dg.AssetSpec:
+    """Return the ``pipeline_platform/registry_status`` asset that tells the user what was loaded.
+
+    Its description carries the fallback warning and the skipped records, so the UI shows them.
+    """
+    lines = [
+        f"Registry snapshot: revision {snapshot.revision}, from {snapshot.origin}, "
+        f"read {snapshot.loaded_at}."
+    ]
+    if snapshot.warning:
+        lines.insert(0, f"WARNING: {snapshot.warning}")
+    if translated.skipped:
+        lines.append(f"{len(translated.skipped)} registry record(s) skipped:")
+        lines.extend(f"- {record}" for record in translated.skipped[:50])
+    metadata: dict[str, object] = {
+        "revision": snapshot.revision,
+        "origin": snapshot.origin,
+        "loaded_at": snapshot.loaded_at,
+        "fallback": snapshot.is_fallback,
+        "topics": len(translated.topic_specs),
+        "tables": len(translated.table_specs),
+        "skipped_records": len(translated.skipped),
+    }
+    if snapshot.warning:
+        metadata["warning"] = snapshot.warning
+    if translated.skipped:
+        metadata["skipped"] = [str(record) for record in translated.skipped]
+    return dg.AssetSpec(
+        key=naming.REGISTRY_STATUS_KEY,
+        description="\n".join(lines),
+        group_name=naming.PLATFORM_GROUP,
+        kinds={"sql"},
+        metadata=metadata,
+        tags={"pipeline_platform/status": "fallback" if snapshot.is_fallback else "live"},
+    )
+
+
+def build_definitions(
+    snapshot: RegistrySnapshot,
+    *,
+    translator: RegistryTranslator | None = None,
+    options: FactoryOptions | None = None,
+    ingest: IngestFn | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dg.Definitions:
+    """Translate a snapshot into the code location's definitions.
+
+    Args:
+        snapshot: The registry snapshot.
+        translator: Customised translator; :class:`RegistryTranslator` by default.
+        options: Load-time switches; read from ``environ`` when omitted.
+        ingest: Ingestion function for the table assets (tests); the service's by default.
+        environ: Environment for options and resources; ``os.environ`` when omitted.
+
+    Returns:
+        Assets, jobs, sensors and resources.
+    """
+    options = options or FactoryOptions.from_env(environ)
+    translated = (translator or RegistryTranslator()).translate(snapshot.document)
+
+    assets: list[dg.AssetSpec | dg.AssetsDefinition] = [
+        registry_status_spec(snapshot, translated),
+        *translated.external_specs,
+    ]
+    jobs: list[dg.UnresolvedAssetJobDefinition] = []
+    sensors: list[dg.SensorDefinition] = []
+    if translated.tables:
+        assets.append(
+            build_ingestion_assets(
+                translated.tables, translated.table_specs, translated.table_checks, ingest
+            )
+        )
+        jobs.append(
+            dg.define_asset_job(
+                naming.INGESTION_JOB_NAME,
+                selection=dg.AssetSelection.assets(*(t.key for t in translated.tables)),
+                description="Ingest Kafka topics into tables (any subset; launched by sensors).",
+            )
+        )
+        sensors.extend(
+            build_kafka_sensors(
+                translated.tables,
+                shards=options.kafka_sensor_shards,
+                running=options.kafka_sensor_running,
+                options=options.lag,
+            )
+        )
+    groups_with_tables = {
+        spec.group_name for spec in translated.table_specs if spec.group_name is not None
+    }
+    for flow_name, group in translated.flow_groups.items():
+        if group not in groups_with_tables:
+            continue  # a job needs something to materialize; the flow is still an asset group
+        jobs.append(
+            dg.define_asset_job(
+                naming.flow_job_name(group),
+                selection=dg.AssetSelection.groups(group).materializable(),
+                description=f"Ingest the tables of flow {flow_name}",
+                tags={"pipeline_platform/flow": group},
+            )
+        )
+    sensors.append(
+        build_reload_sensor(
+            None if snapshot.is_fallback else snapshot.revision,
+            read_revision=_revision_at,
+            running=options.reload_sensor_running,
+            interval_seconds=options.reload_interval_seconds,
+        )
+    )
+    return dg.Definitions(
+        assets=assets,
+        jobs=jobs,
+        sensors=sensors,
+        resources=build_resources(environ),
+    )

@@ -1,0 +1,368 @@
+"""Sensors: Kafka lag → ingestion runs, and registry revision → code location reload.
+
+Both sensors keep a tick short: every external call has a timeout, the Kafka sensor stops polling
+when its time budget is spent and resumes where it stopped on the next tick (round robin).
+"""
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from pipeline_platform.factory import naming
+from pipeline_platform.factory.translator import TableTarget
+from pipeline_platform.resources import KafkaResource, RegistryResource, WarehouseResource
+
+WEBSERVER_HOST_ENV = "PIPELINE_DAGSTER_WEBSERVER_HOST"
+WEBSERVER_PORT_ENV = "PIPELINE_DAGSTER_WEBSERVER_PORT"
+LOCATION_NAME_ENV = "PIPELINE_DAGSTER_LOCATION_NAME"
+DEFAULT_LOCATION_NAME = "pipeline_platform"
+
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dataclass(frozen=True)
+class LagSensorOptions:
+    """How the Kafka lag sensor polls and what it asks for.
+
+    Attributes:
+        interval_seconds: Minimum seconds between ticks.
+        lag_timeout_seconds: Timeout of one ``read_lag`` call.
+        tick_budget_seconds: Stop polling topics after this long; resume on the next tick.
+        min_lag_messages: Lag (messages) from which a table gets a run.
+        max_messages_per_run: Cap on messages per table per run (run config).
+        max_runs_per_tick: Most run requests per tick (largest lag first).
+    """
+
+    interval_seconds: int = 30
+    lag_timeout_seconds: float = 5.0
+    tick_budget_seconds: float = 40.0
+    min_lag_messages: int = 1
+    max_messages_per_run: int | None = 1_000_000
+    max_runs_per_tick: int = 100
+
+
+def shard_of(key: dg.AssetKey, shards: int) -> int:
+    """Return the stable shard (0-based) of a table key among ``shards`` sensors."""
+    digest = hashlib.blake2b(key.to_user_string().encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % max(shards, 1)
+
+
+def run_key_for(key: dg.AssetKey, lag: Mapping[int, Any]) -> str:
+    """Return a run key unique to a table and its offset ranges (stored → end per partition)."""
+    ranges = ",".join(f"{p}:{lag[p].stored}-{lag[p].end}" for p in sorted(lag))
+    digest = hashlib.sha256(ranges.encode()).hexdigest()[:20]
+    return f"{key.to_user_string()}@{digest}"
+
+
+def ingestion_run_config(max_messages: int | None) -> dict[str, Any]:
+    """Return the run config that caps messages per table of an ingestion run."""
+    if max_messages is None:
+        return {}
+    return {"ops": {naming.INGESTION_OP_NAME: {"config": {"max_messages": max_messages}}}}
+
+
+def _in_flight_tables(instance: dg.DagsterInstance) -> set[str]:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=naming.INGESTION_JOB_NAME, statuses=_IN_FLIGHT),
+        limit=5_000,
+    )
+    return {run.tags[naming.TABLE_TAG] for run in runs if naming.TABLE_TAG in run.tags}
+
+
+def evaluate_lag(
+    context: dg.SensorEvaluationContext,
+    targets: Sequence[TableTarget],
+    *,
+    warehouse: WarehouseResource,
+    kafka: KafkaResource,
+    options: LagSensorOptions,
+    read_lag: Callable[..., Mapping[int, Any]] | None = None,
+    broker_unavailable: type[Exception] | None = None,
+) -> dg.SensorResult:
+    """One tick of a Kafka lag sensor.
+
+    Reads the lag of each table's topic (stored offset → end offset per partition), observes it
+    on the topic asset and requests an ingestion run for each lagging table that has no run in
+    flight. Stops with a ``SkipReason`` naming the brokers when they are unreachable.
+
+    Args:
+        context: The sensor context (cursor = index of the next table to poll).
+        targets: The tables this sensor watches.
+        warehouse: Where stored offsets are kept.
+        kafka: The brokers.
+        options: Polling limits.
+        read_lag: The lag reader; the ingestion service's ``read_lag`` by default.
+        broker_unavailable: The exception ``read_lag`` raises when brokers are down.
+
+    Returns:
+        Run requests and lag observations, or a skip reason.
+    """
+    if read_lag is None or broker_unavailable is None:
+        from pipeline_platform.ingestion import service
+
+        read_lag = read_lag or service.read_lag
+        broker_unavailable = broker_unavailable or service.BrokerUnavailable
+    if not targets:
+        return dg.SensorResult(skip_reason=dg.SkipReason("No ingested tables in the registry"))
+    start = _cursor_index(context.cursor, len(targets))
+    deadline = time.monotonic() + options.tick_budget_seconds
+    kafka_config = kafka.client_config()
+    in_flight = _in_flight_tables(context.instance)
+    observations: list[dg.AssetObservation] = []
+    lagging: list[tuple[int, TableTarget, Mapping[int, Any]]] = []
+    errors: list[str] = []
+    polled = 0
+    for offset in range(len(targets)):
+        if polled and time.monotonic() > deadline:
+            break
+        target = targets[(start + offset) % len(targets)]
+        polled += 1
+        if not target.topic.active:
+            continue
+        try:
+            lag = read_lag(
+                target.topic,
+                warehouse_url=warehouse.url_for(target.table.data_source, target.data_source),
+                kafka_config=kafka_config,
+                timeout=options.lag_timeout_seconds,
+            )
+        except broker_unavailable as error:
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(
+                    f"Kafka brokers {kafka.describe()} unreachable ({error}); no lag read, "
+                    "no run requested. Retrying on the next tick."
+                ),
+                asset_events=observations,
+            )
+        except Exception as error:
+            errors.append(f"{target.key.to_user_string()}: {type(error).__name__}: {error}")
+            continue
+        total = sum(max(0, p.end - p.stored) for p in lag.values())
+        observations.append(
+            dg.AssetObservation(
+                asset_key=naming.topic_key(target.topic.name),
+                metadata={
+                    "lag_messages": total,
+                    "lagging_partitions": sum(1 for p in lag.values() if p.end > p.stored),
+                    "end_offset_total": sum(p.end for p in lag.values()),
+                },
+            )
+        )
+        if total >= options.min_lag_messages and target.key.to_user_string() not in in_flight:
+            lagging.append((total, target, lag))
+    for error_text in errors:
+        context.log.warning(f"Lag not read for {error_text}")
+    lagging.sort(key=lambda item: -item[0])
+    requests = [
+        dg.RunRequest(
+            run_key=run_key_for(target.key, lag),
+            job_name=naming.INGESTION_JOB_NAME,
+            asset_selection=[target.key],
+            run_config=ingestion_run_config(options.max_messages_per_run),
+            tags={
+                naming.TABLE_TAG: target.key.to_user_string(),
+                naming.TOPIC_TAG: target.topic.name,
+            },
+        )
+        for _, target, lag in lagging[: options.max_runs_per_tick]
+    ]
+    cursor = str((start + polled) % len(targets))
+    if requests:
+        return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=cursor)
+    reason = f"No table lagging among {polled} polled"
+    if errors:
+        reason += f"; lag not read for {len(errors)} table(s): {errors[0]}"
+    return dg.SensorResult(
+        skip_reason=dg.SkipReason(reason), asset_events=observations, cursor=cursor
+    )
+
+
+def _cursor_index(cursor: str | None, size: int) -> int:
+    try:
+        return int(cursor or 0) % size
+    except ValueError:
+        return 0
+
+
+def build_kafka_sensors(
+    targets: Sequence[TableTarget],
+    *,
+    shards: int,
+    running: bool,
+    options: LagSensorOptions,
+) -> list[dg.SensorDefinition]:
+    """Return the Kafka lag sensors: ``shards`` of them, tables split by a stable hash.
+
+    Args:
+        targets: Every ingested table.
+        shards: Number of sensors (fixed; it does not grow with tables).
+        running: Whether the sensors start RUNNING by default.
+        options: Polling limits.
+
+    Returns:
+        The sensors, targeting the shared ingestion job.
+    """
+    shards = max(1, shards)
+    groups: list[list[TableTarget]] = [[] for _ in range(shards)]
+    for target in targets:
+        groups[shard_of(target.key, shards)].append(target)
+    status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+    return [
+        _kafka_sensor(naming.kafka_sensor_name(i + 1, shards), group, status, options)
+        for i, group in enumerate(groups)
+    ]
+
+
+def _kafka_sensor(
+    name: str,
+    targets: Sequence[TableTarget],
+    status: dg.DefaultSensorStatus,
+    options: LagSensorOptions,
+) -> dg.SensorDefinition:
+    watched = tuple(targets)
+
+    @dg.sensor(
+        name=name,
+        job_name=naming.INGESTION_JOB_NAME,
+        minimum_interval_seconds=options.interval_seconds,
+        default_status=status,
+        description=(
+            f"Polls the Kafka lag of {len(watched)} table(s) and launches ingestion runs for "
+            "lagging tables; observes lag per topic."
+        ),
+    )
+    def kafka_lag_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource, kafka: KafkaResource
+    ) -> dg.SensorResult:
+        return evaluate_lag(context, watched, warehouse=warehouse, kafka=kafka, options=options)
+
+    return kafka_lag_sensor
+
+
+# -- hot reload -------------------------------------------------------------------------------
+
+
+def reload_code_location(location_name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Ask the webserver to reload a code location (GraphQL ``reloadRepositoryLocation``).
+
+    Args:
+        location_name: The code location to reload.
+        environ: Environment giving the webserver host and port (read now, not at load).
+
+    Returns:
+        A short description of the outcome.
+
+    Raises:
+        RuntimeError: When the webserver refuses or cannot be reached.
+    """
+    from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
+
+    env = os.environ if environ is None else environ
+    host = env.get(WEBSERVER_HOST_ENV) or "localhost"
+    port = int(env.get(WEBSERVER_PORT_ENV) or 3000)
+    client = DagsterGraphQLClient(host, port_number=port, timeout=30)
+    info = client.reload_repository_location(location_name)
+    if info.status != ReloadRepositoryLocationStatus.SUCCESS:
+        raise RuntimeError(f"{info.failure_type}: {info.message}")
+    return f"reloaded code location {location_name!r} through {host}:{port}"
+
+
+def evaluate_reload(
+    context: dg.SensorEvaluationContext,
+    loaded_revision: str | None,
+    read_revision: Callable[[], str],
+    reload: Callable[[str], str] = reload_code_location,
+) -> dg.SensorResult:
+    """One tick of the registry reload sensor.
+
+    Reloads the code location when the registry revision differs both from the revision these
+    definitions were built from and from the last revision a reload was requested for (cursor).
+
+    Args:
+        context: The sensor context; its cursor is the last revision seen.
+        loaded_revision: Revision of the loaded snapshot (None after a fallback load, so that
+            the first successful read reloads).
+        read_revision: Returns the current registry revision (cheap query).
+        reload: Reloads a code location by name.
+
+    Returns:
+        A skip reason describing what happened, with the new cursor.
+    """
+    try:
+        current = read_revision()
+    except Exception as error:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"Registry unreachable: {type(error).__name__}: {error}")
+        )
+    last_seen = context.cursor or loaded_revision
+    if current == loaded_revision or current == context.cursor:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"Registry revision {current} unchanged"), cursor=current
+        )
+    origin = context.code_location_origin
+    location = (
+        origin.location_name
+        if origin is not None
+        else os.environ.get(LOCATION_NAME_ENV, DEFAULT_LOCATION_NAME)
+    )
+    try:
+        outcome = reload(location)
+    except Exception as error:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                f"Registry revision {last_seen} → {current} but reload of {location!r} "
+                f"failed ({type(error).__name__}: {error}); retrying on the next tick"
+            ),
+            cursor=context.cursor,
+        )
+    return dg.SensorResult(
+        skip_reason=dg.SkipReason(f"Registry revision {last_seen} → {current}: {outcome}"),
+        cursor=current,
+    )
+
+
+def build_reload_sensor(
+    loaded_revision: str | None,
+    *,
+    read_revision: Callable[[str], str],
+    running: bool,
+    interval_seconds: int = 10,
+) -> dg.SensorDefinition:
+    """Return the sensor that reloads the code location when the registry changes.
+
+    Args:
+        loaded_revision: Revision of the snapshot these definitions were built from.
+        read_revision: Returns the current revision given the registry URL.
+        running: Whether the sensor starts RUNNING by default.
+        interval_seconds: Minimum seconds between ticks.
+
+    Returns:
+        The sensor (it launches no runs).
+    """
+
+    @dg.sensor(
+        name=naming.RELOAD_SENSOR_NAME,
+        minimum_interval_seconds=interval_seconds,
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+        ),
+        description="Reloads this code location when the registry revision changes.",
+    )
+    def registry_reload_sensor(
+        context: dg.SensorEvaluationContext, registry: RegistryResource
+    ) -> dg.SensorResult:
+        return evaluate_reload(
+            context, loaded_revision, lambda: read_revision(registry.resolved_url())
+        )
+
+    return registry_reload_sensor
