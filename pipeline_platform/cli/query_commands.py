@@ -42,7 +42,7 @@ def load_registry_document(settings: Settings) -> RegistryDocument:
         return read_document(engine)
     except SQLAlchemyError as error:
         where = make_url(settings.registry_url).render_as_string(hide_password=True)
-        reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         raise CommandError(
             f"cannot read the registry at {where}: {reason} "
             "(run 'pipeline-platform registry init' or 'registry import FILE' first)"
