@@ -7,7 +7,7 @@ models with ``extra="forbid"`` so unknown keys are refused with their path.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -24,7 +24,7 @@ from pipeline_platform.names import (
     TOPIC_NAME_RULE,
 )
 
-DOCUMENT_VERSION = 1
+DOCUMENT_VERSION: Final = 1
 DEFAULT_DATA_SOURCE = "warehouse"
 
 FIELD_TYPES = ("string", "integer", "float", "boolean", "timestamp", "date", "json", "uuid")
