@@ -108,7 +108,7 @@ def build_ingestion_assets(
                     target.topic,
                     warehouse_url=warehouse.url_for(target.table.data_source, target.data_source),
                     kafka_config=kafka_config,
-                    run_id=context.run_id,
+                    run_id=context.run.run_id,
                     max_messages=config.max_messages,
                 )
             except Exception as error:
