@@ -240,10 +240,12 @@ def compile_mapping(table: TableConfig) -> CompiledMapping:
         if key not in columns:
             raise ValueError(f"table {table.name}: upsert key column {key!r} is not mapped")
     must_have = set(table.upsert_key)
-    namespace: dict[str, Any] = {"_MISSING": _MISSING, "ConversionError": ConversionError}
+    namespace: dict[str, Any] = {"ConversionError": ConversionError, "_EMPTY": _EMPTY}
     lines = ["def build(d):"]
+    walker = _PathWalker(lines)
     for index, mapping in enumerate(mappings):
-        lines.extend(_field_lines(index, mapping, mapping.column in must_have, namespace))
+        node = walker.node(split_source_path(mapping.source))
+        lines.extend(_field_lines(index, mapping, node, mapping.column in must_have, namespace))
     lines.append(f"    return ({''.join(f'v{i}, ' for i in range(len(mappings)))})")
     source = "\n".join(lines) + "\n"
     exec(compile(source, f"<mapping {table.name}>", "exec"), namespace)
@@ -257,34 +259,58 @@ def compile_mapping(table: TableConfig) -> CompiledMapping:
     )
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
+_EMPTY: dict[str, Any] = {}
 
 
-_MISSING = _Missing()
+class _PathWalker:
+    """Emits each distinct path prefix once: ``payload.a`` and ``payload.b`` share ``payload``.
+
+    Intermediate objects that are not dicts become an empty dict, lists are only indexed when
+    they are lists (a string is indexable too) and long enough, so a missing or mistyped
+    branch yields None without exceptions.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.names: dict[tuple[str | int, ...], str] = {(): "d"}
+
+    def node(self, path: tuple[str | int, ...]) -> str:
+        """Return the variable holding the value at ``path`` (None when absent)."""
+        if path in self.names:
+            return self.names[path]
+        parent = self.container(path[:-1], path[-1])
+        name = f"n{len(self.names)}"
+        step = path[-1]
+        if isinstance(step, int):
+            self.lines.append(f"    {name} = {parent}[{step}] if len({parent}) > {step} else None")
+        else:
+            self.lines.append(f"    {name} = {parent}.get({step!r})")
+        self.names[path] = name
+        return name
+
+    def container(self, path: tuple[str | int, ...], step: str | int) -> str:
+        """Return a variable holding the value at ``path`` coerced to what ``step`` indexes."""
+        kind = "list" if isinstance(step, int) else "dict"
+        key = (*path, f"<{kind}>")
+        if key in self.names:
+            return self.names[key]
+        if not path and kind == "dict":
+            return "d"  # the document is known to be an object
+        value = self.node(path)
+        name = f"c{len(self.names)}"
+        fallback = "()" if kind == "list" else "_EMPTY"
+        self.lines.append(f"    {name} = {value} if type({value}) is {kind} else {fallback}")
+        self.names[key] = name
+        return name
 
 
 def _field_lines(
-    index: int, mapping: FieldMapping, key_column: bool, namespace: dict[str, Any]
+    index: int, mapping: FieldMapping, node: str, key_column: bool, namespace: dict[str, Any]
 ) -> list[str]:
     v = f"v{index}"
-    steps = split_source_path(mapping.source)
     converter = CONVERTERS[mapping.type]
     namespace[f"conv{index}"] = converter
-    expr = "d"
-    lines = ["    try:"]
-    for step in steps:
-        if isinstance(step, int):
-            # A string is indexable too: only walk into lists.
-            lines.append(f"        {v} = {expr}")
-            lines.append(f"        if type({v}) is not list: raise TypeError")
-            expr = f"{v}[{step}]"
-        else:
-            expr = f"{expr}[{step!r}]"
-    lines.append(f"        {v} = {expr}")
-    lines.append("    except (KeyError, IndexError, TypeError):")
-    lines.append(f"        {v} = None")
+    lines = [f"    {v} = {node}"]
     required = mapping.required or key_column
     what = f"column {mapping.column} (source {mapping.source})"
     lines.append(f"    if {v} is None:")

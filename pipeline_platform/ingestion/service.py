@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +22,12 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pipeline_platform.ingestion.decode import (
     DecodeOptions,
     PreparedBatch,
+    RawMessage,
+    Validator,
     compile_validator,
     transform_batch,
 )
-from pipeline_platform.ingestion.mapping import compile_mapping
+from pipeline_platform.ingestion.mapping import CompiledMapping, compile_mapping
 from pipeline_platform.ingestion.reader import (
     BrokerUnavailable,
     PartitionRange,
@@ -38,6 +40,7 @@ from pipeline_platform.ingestion.reader import (
 from pipeline_platform.ingestion.warehouse import (
     DEAD_LETTERS_TABLE,
     PostgresWarehouse,
+    TargetTable,
     Warehouse,
     asset_key_of,
     connect_warehouse,
@@ -169,6 +172,7 @@ def ingest_table(
     options = decode_options or DecodeOptions()
     asset_key = asset_key_of(table)
     say = progress or (lambda _message: None)
+    totals = BatchTotals()
     warehouse = connect_warehouse(warehouse_url)
     try:
         warehouse.ensure_state_tables()
@@ -182,62 +186,34 @@ def ingest_table(
         try:
             ranges = plan_ranges(consumer, topic.name, stored, broker_timeout)
             expected: dict[int, int | None] = {p: r.stored for p, r in ranges.items()}
-            totals = _Totals()
             say(
                 f"{topic.name} → {asset_key}: "
                 f"{sum(max(0, r.end - r.start) for r in ranges.values())} messages to read "
                 f"from {len(ranges)} partitions"
             )
-
-            def flush(job: tuple[Future[None], OffsetUpdates, PreparedBatch]) -> None:
-                future, updates, prepared = job
-                future.result()
-                totals.add(prepared)
-                _commit_to_kafka(consumer, topic.name, updates)
-                elapsed = time.perf_counter() - started
-                say(
-                    f"{topic.name}: {totals.messages} messages, {totals.rows} rows, "
-                    f"{totals.dead} dead letters, {totals.messages / max(elapsed, 1e-9):,.0f} msg/s"
+            pipeline = BatchPipeline(
+                warehouse,
+                target,
+                mapping,
+                validator,
+                options,
+                asset_key=asset_key,
+                topic=topic.name,
+                run_id=run_id,
+                expected=expected,
+                on_commit=lambda updates: _commit_to_kafka(consumer, topic.name, updates),
+                progress=progress,
+            )
+            totals = pipeline.run(
+                read_batches(
+                    consumer,
+                    topic.name,
+                    ranges,
+                    batch_size=batch_size,
+                    max_messages=max_messages,
+                    idle_timeout=idle_timeout,
                 )
-
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-writer") as pool:
-                inflight: tuple[Future[None], OffsetUpdates, PreparedBatch] | None = None
-                try:
-                    for messages, positions in read_batches(
-                        consumer,
-                        topic.name,
-                        ranges,
-                        batch_size=batch_size,
-                        max_messages=max_messages,
-                        idle_timeout=idle_timeout,
-                    ):
-                        prepared = transform_batch(messages, mapping, validator, options)
-                        updates = _offset_updates(expected, positions)
-                        if inflight is not None:
-                            flush(inflight)
-                            inflight = None
-                        future = pool.submit(
-                            write_batch,
-                            warehouse,
-                            target,
-                            prepared.rows,
-                            prepared.dead_letters,
-                            updates,
-                            asset_key=asset_key,
-                            topic=topic.name,
-                            run_id=run_id,
-                        )
-                        inflight = (future, updates, prepared)
-                    if inflight is not None:
-                        flush(inflight)
-                        inflight = None
-                finally:
-                    if inflight is not None:
-                        # Wait for the in-flight write so the connection is idle before closing.
-                        try:
-                            inflight[0].result()
-                        except Exception:
-                            logger.debug("in-flight batch failed during shutdown", exc_info=True)
+            )
             jumps = _retention_jumps(ranges, expected)
             if jumps:
                 write_batch(
@@ -284,15 +260,128 @@ def ingest_table(
 
 
 @dataclass
-class _Totals:
+class BatchTotals:
+    """Counts over the batches of one run."""
+
     messages: int = 0
     rows: int = 0
     dead: int = 0
 
     def add(self, prepared: PreparedBatch) -> None:
+        """Count one committed batch."""
         self.messages += prepared.messages
         self.rows += len(prepared.rows)
         self.dead += len(prepared.dead_letters)
+
+
+class BatchPipeline:
+    """Transform batch N+1 while batch N is written (one writer thread, commits in order).
+
+    The database connection is used only by the writer thread while a write is in flight.
+    """
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        target: TargetTable,
+        mapping: CompiledMapping,
+        validator: Validator | None,
+        options: DecodeOptions,
+        *,
+        asset_key: str,
+        topic: str,
+        run_id: str,
+        expected: dict[int, int | None],
+        on_commit: Callable[[OffsetUpdates], None] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        """Set up the pipeline.
+
+        Args:
+            warehouse: The connected warehouse.
+            target: The ensured target table.
+            mapping: The compiled mapping.
+            validator: Compiled JSON Schema validator, or None.
+            options: Size and key rules.
+            asset_key: ``<data_source>/<table>``.
+            topic: Topic name.
+            run_id: The run id.
+            expected: Stored next offset per partition (None: no row); updated as batches go.
+            on_commit: Called with each batch's offset updates after its database commit.
+            progress: Called with a one-line progress message after each commit.
+        """
+        self.warehouse = warehouse
+        self.target = target
+        self.mapping = mapping
+        self.validator = validator
+        self.options = options
+        self.asset_key = asset_key
+        self.topic = topic
+        self.run_id = run_id
+        self.expected = expected
+        self.on_commit = on_commit
+        self.progress = progress
+
+    def run(self, batches: Iterable[tuple[list[RawMessage], dict[int, int]]]) -> BatchTotals:
+        """Transform and write every batch.
+
+        Args:
+            batches: ``(messages, positions)`` pairs as yielded by the reader.
+
+        Returns:
+            The totals over committed batches.
+
+        Raises:
+            FencedError: Another run committed a range first.
+        """
+        totals = BatchTotals()
+        started = time.perf_counter()
+        inflight: tuple[Future[None], OffsetUpdates, PreparedBatch] | None = None
+
+        def flush(job: tuple[Future[None], OffsetUpdates, PreparedBatch]) -> None:
+            future, updates, prepared = job
+            future.result()
+            totals.add(prepared)
+            if self.on_commit is not None:
+                self.on_commit(updates)
+            if self.progress is not None:
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                self.progress(
+                    f"{self.topic}: {totals.messages} messages, {totals.rows} rows, "
+                    f"{totals.dead} dead letters, {totals.messages / elapsed:,.0f} msg/s"
+                )
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-writer") as pool:
+            try:
+                for messages, positions in batches:
+                    prepared = transform_batch(messages, self.mapping, self.validator, self.options)
+                    updates = _offset_updates(self.expected, positions)
+                    if inflight is not None:
+                        job, inflight = inflight, None
+                        flush(job)
+                    future = pool.submit(
+                        write_batch,
+                        self.warehouse,
+                        self.target,
+                        prepared.rows,
+                        prepared.dead_letters,
+                        updates,
+                        asset_key=self.asset_key,
+                        topic=self.topic,
+                        run_id=self.run_id,
+                    )
+                    inflight = (future, updates, prepared)
+                if inflight is not None:
+                    job, inflight = inflight, None
+                    flush(job)
+            finally:
+                if inflight is not None:
+                    # Let the in-flight write end so the connection is idle before closing.
+                    try:
+                        inflight[0].result()
+                    except Exception:
+                        logger.debug("in-flight batch failed during shutdown", exc_info=True)
+        return totals
 
 
 def _offset_updates(
