@@ -1,0 +1,288 @@
+"""Deployment files: Helm values, docker compose, Dockerfile, and a run's Kubernetes Job.
+
+The Job is built offline with dagster-k8s's own ``construct_dagster_k8s_job`` from values read out
+of ``deploy/helm/values.yaml``, the way the K8sRunLauncher builds it when a run is launched.
+No cluster, Helm binary or Docker engine is needed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+import yaml
+from dagster_k8s.job import (
+    DagsterK8sJobConfig,
+    UserDefinedDagsterK8sConfig,
+    construct_dagster_k8s_job,
+    get_job_name_from_run_id,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = REPO_ROOT / "deploy"
+VALUES_PATH = DEPLOY / "helm" / "values.yaml"
+COMPOSE_PATH = DEPLOY / "docker-compose.yaml"
+TABLE_TAG = "pipeline_platform/table"
+DEFINITIONS_MODULE = "pipeline_platform.definitions"
+
+
+@pytest.fixture(scope="module")
+def values() -> dict[str, Any]:
+    return yaml.safe_load(VALUES_PATH.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_PATH.read_text())
+
+
+def _user_deployment(values: dict[str, Any]) -> dict[str, Any]:
+    deployments = values["dagster-user-deployments"]["deployments"]
+    assert len(deployments) == 1
+    return deployments[0]
+
+
+def _run_job(values: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """Build the Job of one ingestion run from the Helm values; return it as a dict."""
+    deployment = _user_deployment(values)
+    image = f"{deployment['image']['repository']}:{deployment['image']['tag']}"
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    run_k8s_config = launcher.get("runK8sConfig", {})
+    job_config = DagsterK8sJobConfig(
+        # With user deployments the run image is the code location's image.
+        job_image=image,
+        dagster_home=values.get("global", {}).get("dagsterHome", "/opt/dagster/dagster_home"),
+        image_pull_policy=launcher["imagePullPolicy"],
+        instance_config_map="pipeline-platform-dagster-instance",
+        postgres_password_secret=values["global"]["postgresqlSecretName"],
+        env_config_maps=[item["name"] for item in launcher.get("envConfigMaps", [])],
+        env_secrets=[item["name"] for item in launcher["envSecrets"]],
+        labels=launcher["labels"],
+        resources=launcher["resources"],
+    )
+    # The chart writes runK8sConfig into dagster.yaml as `run_k8s_config`, keys unchanged.
+    user_defined = UserDefinedDagsterK8sConfig(
+        container_config=run_k8s_config.get("containerConfig"),
+        pod_spec_config=run_k8s_config.get("podSpecConfig"),
+        job_spec_config=run_k8s_config.get("jobSpecConfig"),
+        job_metadata=run_k8s_config.get("jobMetadata"),
+        pod_template_spec_metadata=run_k8s_config.get("podTemplateSpecMetadata"),
+    )
+    run_id = str(uuid.uuid4())
+    job_name = get_job_name_from_run_id(run_id)
+    job = construct_dagster_k8s_job(
+        job_config,
+        ["dagster", "api", "execute_run", '{"__class__": "ExecuteRunArgs"}'],
+        job_name,
+        user_defined_k8s_config=user_defined,
+        component="run_worker",
+        labels={"dagster/job": "ingest_warehouse", "dagster/run-id": run_id},
+    )
+    return kubernetes.client.ApiClient().sanitize_for_serialization(job), image, run_id
+
+
+# -- Helm values --------------------------------------------------------------------------------
+
+
+def test_run_job_built_from_helm_values(values: dict[str, Any]) -> None:
+    job, image, run_id = _run_job(values)
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+
+    assert job["kind"] == "Job"
+    pod = job["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == image
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["args"][:3] == ["dagster", "api", "execute_run"]
+
+    # Credentials only by reference: the env Secret and the storage password Secret.
+    assert {"secretRef": {"name": "pipeline-platform-env"}} in container["envFrom"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "dagster-postgresql-secret",
+        "key": "postgresql-password",
+    }
+    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"].endswith(":9092")
+    assert all("value" not in item or "PASSWORD" not in name for name, item in env.items())
+
+    assert container["resources"] == launcher["resources"]
+    assert container["resources"]["requests"]["cpu"] == "1"
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400
+
+    for labels in (job["metadata"]["labels"], pod["metadata"]["labels"]):
+        assert labels["app.kubernetes.io/part-of"] == "pipeline-platform"
+        assert labels["pipeline-platform/role"] == "run"
+        assert labels["app.kubernetes.io/component"] == "run_worker"
+        assert labels["dagster/run-id"] == run_id
+
+
+def test_helm_values_name_the_components(values: dict[str, Any]) -> None:
+    webserver = values["dagsterWebserver"]
+    assert webserver["enableReadOnly"] is True  # a read-only webserver beside the admin one
+
+    deployment = _user_deployment(values)
+    assert values["dagster-user-deployments"]["enabled"] is True
+    # code-server start (reloadable), not `dagster api grpc`.
+    assert deployment["codeServerArgs"] == ["-m", DEFINITIONS_MODULE]
+    assert "dagsterApiGrpcArgs" not in deployment
+    assert deployment["port"] == 4000
+    assert {"name": "pipeline-platform-env"} in deployment["envSecrets"]
+    assert deployment["resources"]["requests"]
+    assert deployment["labels"]["app.kubernetes.io/part-of"] == "pipeline-platform"
+    assert deployment["podSecurityContext"]["runAsNonRoot"] is True
+
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+
+    daemon = values["dagsterDaemon"]
+    assert daemon["enabled"] is True
+    coordinator = daemon["runCoordinator"]
+    assert coordinator["enabled"] is True
+    assert coordinator["type"] == "QueuedRunCoordinator"
+    limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert {"key": TABLE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    assert daemon["runRetries"]["enabled"] is True
+    assert daemon["runRetries"]["maxRetries"] >= 1
+    assert daemon["runMonitoring"]["enabled"] is True
+
+    # Storage: an external PostgreSQL whose password lives in a named Secret.
+    assert values["postgresql"]["enabled"] is False
+    assert values["generatePostgresqlPasswordSecret"] is False
+    assert values["global"]["postgresqlSecretName"]
+    assert "postgresqlPassword" not in values["postgresql"]
+    assert values["telemetry"]["enabled"] is False
+    assert values["additionalInstanceConfig"]["freshness"] == {"enabled": True}
+
+
+def test_helm_and_production_yaml_agree_on_queue_and_retries(values: dict[str, Any]) -> None:
+    production = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queue["maxConcurrentRuns"] == production["concurrency"]["runs"]["max_concurrent_runs"]
+    assert (
+        queue["tagConcurrencyLimits"] == production["concurrency"]["runs"]["tag_concurrency_limits"]
+    )
+    assert (
+        values["dagsterDaemon"]["runRetries"]["maxRetries"]
+        == (production["run_retries"]["max_retries"])
+    )
+
+
+# -- docker compose ---------------------------------------------------------------------------
+
+
+def test_compose_names_the_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"kafka", "timescaledb", "code-location", "webserver", "daemon"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["timescaledb"]["image"].startswith("timescale/timescaledb:")
+
+    code = services["code-location"]
+    assert code["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert code["command"][:3] == ["dagster", "code-server", "start"]
+    assert code["command"][-2:] == ["-m", DEFINITIONS_MODULE]
+    assert code["env_file"] == [".env"]
+    assert code["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert code["environment"]["PIPELINE_REGISTRY_URL"].startswith("postgresql+psycopg://")
+
+    assert services["webserver"]["command"][0] == "dagster-webserver"
+    assert "--read-only" in services["webserver-readonly"]["command"]
+    assert "--read-only" not in services["webserver"]["command"]
+    assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
+    for name in ("webserver", "webserver-readonly", "daemon", "code-location"):
+        env = services[name]["environment"]
+        assert {"DAGSTER_PG_HOST", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD"} <= set(env)
+
+    workspace = yaml.safe_load((DEPLOY / "workspace.docker.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    assert entry["grpc_server"]["host"] == "code-location"
+    assert entry["grpc_server"]["port"] == 4000
+
+
+def test_compose_passes_only_librdkafka_settings_as_kafka_variables() -> None:
+    # Every KAFKA_* variable reaching the code location becomes a librdkafka setting.
+    example = (DEPLOY / ".env.example").read_text()
+    names = re.findall(r"^#?\s*(KAFKA_[A-Z_]+)=", example, flags=re.MULTILINE)
+    assert names  # the example documents the secured-cluster settings
+    assert all(name.startswith(("KAFKA_SECURITY_", "KAFKA_SASL_", "KAFKA_SSL_")) for name in names)
+    assert re.search(r"^POSTGRES_PASSWORD=\s*$", example, flags=re.MULTILINE)
+
+
+# -- no secrets in the files ------------------------------------------------------------------
+
+_SECRET_KEY = re.compile(r"(password|secret|token|passwd)", re.IGNORECASE)
+
+
+def _literal_secrets(node: Any, path: str = "") -> list[str]:
+    """Paths of secret-looking keys whose value is a literal (not a reference or ${VAR})."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, item in node.items():
+            child = f"{path}.{key}"
+            is_scalar = isinstance(item, (str, int)) and not isinstance(item, bool)
+            if _SECRET_KEY.search(str(key)) and is_scalar:
+                value = str(item)
+                is_reference = value.startswith("${") or str(key).endswith(("SecretName",))
+                if value and not is_reference:
+                    found.append(child)
+            found.extend(_literal_secrets(item, child))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found.extend(_literal_secrets(item, f"{path}[{index}]"))
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [VALUES_PATH, COMPOSE_PATH, REPO_ROOT / "dagster.yaml", DEPLOY / ".env.example"],
+    ids=lambda path: path.name,
+)
+def test_no_password_literal(path: Path) -> None:
+    text = path.read_text()
+    if path.suffix in {".yaml", ".yml"}:
+        assert _literal_secrets(yaml.safe_load(text)) == []
+    # No user:password@ in a URL unless the password is a ${...} substitution.
+    for match in re.finditer(r"://([^:/@\s]+):([^@\s]+)@", text):
+        assert match.group(2).startswith("${"), match.group(0)
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") or "=" not in stripped:
+            continue
+        name, _, value = stripped.partition("=")
+        if _SECRET_KEY.search(name):
+            assert value == "", f"{path.name}: {name} has a value"
+
+
+def test_literal_secret_detector_catches_literals() -> None:
+    assert _literal_secrets({"postgresql": {"postgresqlPassword": "hunter2"}}) == [
+        ".postgresql.postgresqlPassword"
+    ]
+    assert _literal_secrets({"env": {"DAGSTER_PG_PASSWORD": "${POSTGRES_PASSWORD}"}}) == []
+    assert _literal_secrets({"global": {"postgresqlSecretName": "dagster-pg"}}) == []
+    assert _literal_secrets({"generatePostgresqlPasswordSecret": False}) == []
+    assert _literal_secrets({"x": [{"KAFKA_SASL_PASSWORD": 1234}]}) == [".x[0].KAFKA_SASL_PASSWORD"]
+
+
+# -- Dockerfile ---------------------------------------------------------------------------------
+
+
+def test_dockerfile_runs_the_code_server_as_non_root() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert froms and all(image.startswith("python:3.11-slim") for image in froms)
+    assert re.search(r"^USER\s+(?!root|0\b)\S+", text, flags=re.MULTILINE)
+    cmd = re.search(r"^CMD\s+(\[.*?\])\s*$", text, flags=re.MULTILINE | re.DOTALL)
+    assert cmd is not None
+    command = yaml.safe_load(cmd.group(1).replace("\\\n", " "))
+    assert command == [
+        "dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", DEFINITIONS_MODULE,
+    ]  # fmt: skip
+    assert "COPY --chown=dagster:dagster dagster.yaml" in text
+    # Files the build copies exist in the repository (the build context is its root).
+    for source in ("pyproject.toml", "requirements.lock", "dagster.yaml", "pipeline_platform"):
+        assert (REPO_ROOT / source).exists(), source
