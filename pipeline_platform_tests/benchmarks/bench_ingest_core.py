@@ -259,7 +259,7 @@ def main() -> None:
         del prepared, mapped
         print()
         print(f"pipeline / baseline A = {rate / base_rate:.2f}  (goal ≥ 0.60)")
-        print(f"pipeline / baseline B = {rate / single_rate:.1f}×")
+        print(f"pipeline / baseline B = {rate / single_rate:.1f}x")
         print(f"pipeline rate {rate:,.0f} msg/s  (goal ≥ 100,000)")
         print(f"peak RSS {peak_rss_mb():.0f} MB  (goal ≤ 500)")
 
