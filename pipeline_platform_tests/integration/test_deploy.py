@@ -134,6 +134,9 @@ def test_helm_values_name_the_components(values: dict[str, Any]) -> None:
     assert "dagsterApiGrpcArgs" not in deployment
     assert deployment["port"] == 4000
     assert {"name": "pipeline-platform-env"} in deployment["envSecrets"]
+    # The reload sensor reloads the location by the name the chart gives it (the deployment's).
+    assert deployment["env"]["PIPELINE_DAGSTER_LOCATION_NAME"] == deployment["name"]
+    assert deployment["env"]["PIPELINE_DAGSTER_WEBSERVER_HOST"].endswith("-webserver")
     assert deployment["resources"]["requests"]
     assert deployment["labels"]["app.kubernetes.io/part-of"] == "pipeline-platform"
     assert deployment["podSecurityContext"]["runAsNonRoot"] is True
@@ -202,6 +205,11 @@ def test_compose_names_the_services(compose: dict[str, Any]) -> None:
     (entry,) = workspace["load_from"]
     assert entry["grpc_server"]["host"] == "code-location"
     assert entry["grpc_server"]["port"] == 4000
+    # The reload sensor (in the code location) reaches the admin webserver by service name.
+    env = code["environment"]
+    assert env["PIPELINE_DAGSTER_LOCATION_NAME"] == entry["grpc_server"]["location_name"]
+    assert env["PIPELINE_DAGSTER_WEBSERVER_HOST"] == "webserver"
+    assert env["PIPELINE_DAGSTER_WEBSERVER_PORT"] == services["webserver"]["command"][4]
 
 
 def test_compose_passes_only_librdkafka_settings_as_kafka_variables() -> None:
@@ -286,3 +294,23 @@ def test_dockerfile_runs_the_code_server_as_non_root() -> None:
     # Files the build copies exist in the repository (the build context is its root).
     for source in ("pyproject.toml", "requirements.lock", "dagster.yaml", "pipeline_platform"):
         assert (REPO_ROOT / source).exists(), source
+
+
+# -- workspaces -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [REPO_ROOT / "workspace.yaml", DEPLOY / "workspace.docker.yaml"],
+    ids=lambda path: path.name,
+)
+def test_workspaces_are_valid_and_name_the_location(path: Path) -> None:
+    from dagster._core.workspace.config_schema import ensure_workspace_config
+
+    config = yaml.safe_load(path.read_text())
+    ensure_workspace_config(config, str(path))
+    (entry,) = config["load_from"]
+    (target,) = entry.values()
+    assert target["location_name"] == "pipeline_platform"
+    if "python_module" in entry:
+        assert target["module_name"] == DEFINITIONS_MODULE
