@@ -28,20 +28,25 @@ def is_reconstruction() -> bool:
 
 
 def recalled_payload(key: str) -> str | None:
-    """Return the payload stored under ``key`` at initial load, when reconstructing.
+    """Return the payload stored under ``key`` by an earlier load of the same definitions.
+
+    That is the reconstruction metadata handed to a run or step worker, or a payload already
+    registered in the current load context (Dagster's CLI loads a repository twice in one process
+    under one context; a fresh code-server load always gets a fresh context).
 
     Args:
         key: The reconstruction metadata key.
 
     Returns:
-        The string given to :func:`remember_payload` by the loading code server, or None during an
-        initial load or when the workers were started without it.
+        The string given to :func:`remember_payload`, or None when this is a fresh load.
     """
     context = DefinitionsLoadContext.get()
-    if context.load_type != DefinitionsLoadType.RECONSTRUCTION:
-        return None
-    value = context.reconstruction_metadata.get(key)
-    return value if isinstance(value, str) else None
+    if context.load_type == DefinitionsLoadType.RECONSTRUCTION:
+        value = context.reconstruction_metadata.get(key)
+        if isinstance(value, str):
+            return value
+    pending = context.get_pending_reconstruction_metadata().get(key)
+    return pending if isinstance(pending, str) else None
 
 
 def remember_payload(key: str, payload: str) -> None:
