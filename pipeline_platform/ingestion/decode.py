@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import fastjsonschema
@@ -81,6 +82,11 @@ Validator = Callable[[Any], Any]
 def compile_validator(schema: dict[str, Any] | None) -> Validator | None:
     """Compile a JSON Schema once; None when there is no schema.
 
+    Simple schemas (only ``type``, ``required`` and nested ``properties``) get a generated
+    pre-check that accepts valid documents with a few dict lookups; anything it does not
+    accept, and every other schema, goes through the full fastjsonschema validator, so the
+    verdict and the error message are always fastjsonschema's.
+
     Args:
         schema: The topic's JSON Schema, or None.
 
@@ -89,8 +95,64 @@ def compile_validator(schema: dict[str, Any] | None) -> Validator | None:
     """
     if not schema:
         return None
-    validator: Validator = fastjsonschema.compile(schema)
-    return validator
+    full: Validator = fastjsonschema.compile(schema)
+    lines: list[str] = []
+    if not _precheck_lines(schema, "d", lines, 0):
+        return full
+    namespace: dict[str, Any] = {"full": full, "_ABSENT": _Absent()}
+    source = "def validate(d):\n    if not (\n        " + "\n        and ".join(lines or ["True"])
+    source += "\n    ):\n        full(d)\n"
+    exec(compile(source, "<schema precheck>", "exec"), namespace)
+    fast: Validator = namespace["validate"]
+    return fast
+
+
+_SIMPLE_KEYWORDS = frozenset({"type", "required", "properties", "$schema", "title", "description"})
+_TYPE_CHECKS = {
+    "object": "type({v}) is dict",
+    "array": "type({v}) is list",
+    "string": "type({v}) is str",
+    "integer": "type({v}) is int",
+    "number": "type({v}) in (int, float)",
+    "boolean": "type({v}) is bool",
+    "null": "{v} is None",
+}
+
+
+def _precheck_lines(schema: Any, var: str, lines: list[str], depth: int) -> bool:
+    """Emit conservative conditions for ``schema`` on ``var``; False when unsupported."""
+    if not isinstance(schema, dict) or not set(schema) <= _SIMPLE_KEYWORDS or depth > 8:
+        return False
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = [kind] if isinstance(kind, str) else kind
+        if not isinstance(kinds, list) or not all(k in _TYPE_CHECKS for k in kinds):
+            return False
+        lines.append("(" + " or ".join(_TYPE_CHECKS[k].format(v=var) for k in kinds) + ")")
+    required = schema.get("required", [])
+    properties = schema.get("properties", {})
+    if not isinstance(required, list) or not isinstance(properties, dict):
+        return False
+    if (required or properties) and kind != "object":
+        return False  # the keywords only apply to objects; keep the full semantics
+    for name in required:
+        if not isinstance(name, str):
+            return False
+        lines.append(f"{name!r} in {var}")
+    for index, (name, sub) in enumerate(properties.items()):
+        child = f"_{depth}_{index}"
+        sub_lines: list[str] = []
+        if not _precheck_lines(sub, child, sub_lines, depth + 1):
+            return False
+        if sub_lines:
+            condition = " and ".join(sub_lines)
+            # An absent property is fine; a present one must pass its subschema.
+            lines.append(f"(({child} := {var}.get({name!r}, _ABSENT)) is _ABSENT or ({condition}))")
+    return True
+
+
+class _Absent:
+    pass
 
 
 def decode_reason(value: bytes | None, error: Exception) -> str:
@@ -172,24 +234,8 @@ def transform_batch(
     key_indexes = mapping.key_indexes
     keyed: dict[Any, tuple[Any, ...]] = {}
     plain: list[tuple[Any, ...]] = []
-    add: Callable[[tuple[Any, ...]], None]
-    if len(key_indexes) == 1:
-        only = key_indexes[0]
-
-        def add_one(row: tuple[Any, ...]) -> None:
-            keyed[row[only]] = row
-
-        add = add_one
-
-    elif key_indexes:
-
-        def add_many(row: tuple[Any, ...]) -> None:
-            keyed[tuple([row[i] for i in key_indexes])] = row
-
-        add = add_many
-
-    else:
-        add = plain.append
+    # Rows go to ``keyed[key_of(row)]`` (last wins) or, without a key, to ``plain``.
+    key_of = itemgetter(*key_indexes) if key_indexes else None
     for partition, offset, key, value in messages:
         reason: str
         if not value:
@@ -223,7 +269,10 @@ def transform_batch(
                             continue
                     row = build(document)
                     if type(row) is tuple:
-                        add(row)
+                        if key_of is None:
+                            plain.append(row)
+                        else:
+                            keyed[key_of(row)] = row
                         continue
                     reason = row  # type: ignore[assignment]
         dead.append(DeadLetter(partition, offset, key, value, reason))

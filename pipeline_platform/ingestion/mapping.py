@@ -33,7 +33,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -43,7 +43,7 @@ from pipeline_platform.registry.document import FieldMapping, TableConfig
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_fromtimestamp = datetime.fromtimestamp
 _MS_THRESHOLD = 1e11
 _INT_TEXT = re.compile(r"^\s*[+-]?\d{1,19}\s*$")
 
@@ -135,10 +135,10 @@ def convert_timestamp(value: Any) -> datetime:
         return result
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConversionError(f"expected a timestamp, got {_describe(value)}")
-    seconds = value / 1000.0 if abs(value) >= _MS_THRESHOLD else value
+    seconds = value / 1000 if abs(value) >= _MS_THRESHOLD else value
     try:
-        return _EPOCH + timedelta(seconds=seconds)
-    except (OverflowError, ValueError) as error:
+        return _fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError) as error:
         raise ConversionError(f"epoch timestamp {value!r} is out of range") from error
 
 

@@ -198,9 +198,37 @@ def read_batches(
     eof_code = KafkaError._PARTITION_EOF
     consume = consumer.consume
 
+    ends = dict(pending)  # partition → end offset while pending, -1 once finished
+    append = batch.append
+
     def finish(partition: int) -> None:
         pending.pop(partition, None)
+        ends[partition] = -1
         consumer.pause([TopicPartition(topic, partition)])
+
+    def _slow_path(message: Any) -> None:
+        """EOF, errors and messages at or beyond the captured end."""
+        partition = message.partition()
+        error = message.error()
+        if error is not None:
+            if error.code() == eof_code:
+                end = pending.get(partition)
+                if end is not None:
+                    seen = max(position[partition], last.get(partition, -1) + 1)
+                    at = min(max(message.offset(), seen), end)
+                    last.pop(partition, None)
+                    position[partition] = touched[partition] = at
+                    finish(partition)
+                return
+            if error.fatal():
+                raise KafkaException(error)
+            logger.warning("%s[%s]: %s", topic, partition, error.str())
+            return
+        end = pending.get(partition)
+        if end is not None:  # offset >= end: everything before it was read
+            last.pop(partition, None)
+            position[partition] = touched[partition] = end
+            finish(partition)
 
     while pending and remaining != 0:
         want = batch_size - len(batch)
@@ -215,45 +243,28 @@ def read_batches(
                 f"no message from {topic} for {idle_timeout:g} s; still pending: "
                 + ", ".join(f"[{p}] at {position[p]} of {e}" for p, e in sorted(pending.items()))
             )
+        last: dict[int, int] = {}
         for message in messages:
-            partition = message.partition()
-            error = message.error()
-            if error is not None:
-                if error.code() == eof_code:
-                    end = pending.get(partition)
-                    if end is not None:
-                        at = min(max(message.offset(), position[partition]), end)
-                        position[partition] = touched[partition] = at
-                        finish(partition)
+            # Fast path: an in-range message (finished partitions have an end of -1).
+            if message.error() is None:
+                partition = message.partition()
+                offset = message.offset()
+                if offset < ends.get(partition, -1):
+                    append((partition, offset, message.key(), message.value()))
+                    last[partition] = offset
                     continue
-                if error.fatal():
-                    raise KafkaException(error)
-                logger.warning("%s[%s]: %s", topic, partition, error.str())
-                continue
-            end = pending.get(partition)
-            if end is None:
-                continue  # beyond the captured end of a finished partition
-            offset = message.offset()
-            if offset >= end:
-                position[partition] = touched[partition] = end
+            _slow_path(message)
+        for partition, offset in last.items():
+            if offset + 1 >= ends.get(partition, -1) and partition in pending:
+                position[partition] = touched[partition] = pending[partition]
                 finish(partition)
-                continue
-            if offset > position[partition]:
-                logger.warning(
-                    "%s[%d]: offsets %d..%d skipped (deleted or compacted)",
-                    topic,
-                    partition,
-                    position[partition],
-                    offset - 1,
-                )
-            batch.append((partition, offset, message.key(), message.value()))
-            position[partition] = touched[partition] = offset + 1
-            if offset + 1 >= end:
-                finish(partition)
+            else:
+                position[partition] = touched[partition] = offset + 1
         if remaining > 0:
             remaining = max(0, remaining - (len(batch) - before))
         if len(batch) >= batch_size or ((batch or touched) and (not pending or remaining == 0)):
             yield batch, touched
             batch, touched = [], {}
+            append = batch.append
     if batch or touched:
         yield batch, touched
