@@ -9,9 +9,11 @@ adds a version, and a ``registry_revisions`` row records who changed what and wh
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -198,6 +200,18 @@ class _State:
     flow_ids: dict[str, int]
     data_source_ids: dict[str, int]
     pipeline_ids: dict[str, int]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic objects are built."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _loads(text: str | None) -> Any:
@@ -407,10 +421,11 @@ def read_document(bind: Engine | Connection) -> RegistryDocument:
     Returns:
         The registry, every top-level list sorted by name.
     """
-    if isinstance(bind, Connection):
-        return _read_state(bind).document
-    with bind.connect() as connection:
-        return _read_state(connection).document
+    with _gc_paused():
+        if isinstance(bind, Connection):
+            return _read_state(bind).document
+        with bind.connect() as connection:
+            return _read_state(connection).document
 
 
 # ------------------------------------------------------------------------------------- import
@@ -489,12 +504,56 @@ def _update_rows(
     connection.execute(statement, rows)
 
 
+def _uses_copy(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg"
+
+
+def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Write rows with PostgreSQL ``COPY ... FROM STDIN`` in the connection's transaction.
+
+    Values travel in the COPY data stream, never in SQL text; table and column names are the
+    model's own, quoted as identifiers.
+    """
+    from psycopg import sql
+
+    columns = list(rows[0])
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    raw: Any = connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in columns])
+
+
+def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows in bulk: COPY on PostgreSQL (psycopg), executemany elsewhere."""
+    if not rows:
+        return
+    if _uses_copy(connection):
+        _copy_rows(connection, table, rows)
+    else:
+        connection.execute(insert(table), rows)
+
+
 def _insert_returning_ids(
     connection: Connection, table: Table, rows: list[dict[str, Any]]
 ) -> list[int]:
     """Insert rows in bulk and return their new ids in the order of ``rows``."""
     if not rows:
         return []
+    if _uses_copy(connection):
+        # Take the ids from the table's sequence first, then COPY the rows with them.
+        sequence = func.pg_get_serial_sequence(table.name, "id")
+        series = func.generate_series(1, len(rows)).table_valued("n")
+        ids = [
+            int(value)
+            for value in connection.execute(select(func.nextval(sequence)).select_from(series))
+            .scalars()
+            .all()
+        ]
+        _copy_rows(connection, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+        return ids
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return [int(row[0]) for row in connection.execute(statement, rows)]
 
@@ -517,7 +576,7 @@ def _write_topic_children(
             for position, e in enumerate(topic.api_endpoints)
         ]
         if rows:
-            connection.execute(insert(topic_api_endpoints), rows)
+            _insert_rows(connection, topic_api_endpoints, rows)
     if tables:
         with_table = [(topic_id, topic.table) for topic_id, topic in topics if topic.table]
         table_rows = [
@@ -548,7 +607,7 @@ def _write_topic_children(
             for position, mapping in enumerate(table.mappings)
         ]
         if mapping_rows:
-            connection.execute(insert(topic_field_mappings), mapping_rows)
+            _insert_rows(connection, topic_field_mappings, mapping_rows)
 
 
 def _add_schema_versions(
@@ -564,7 +623,7 @@ def _add_schema_versions(
         for topic_id, version, schema in versions
     ]
     if rows:
-        connection.execute(insert(kafka_topic_schemas), rows)
+        _insert_rows(connection, kafka_topic_schemas, rows)
 
 
 def _apply_topics(
@@ -662,7 +721,7 @@ def _insert_stages(
                     }
                 )
     if rows:
-        connection.execute(insert(pipeline_stage_topics), rows)
+        _insert_rows(connection, pipeline_stage_topics, rows)
 
 
 def _apply_flows(
@@ -736,7 +795,7 @@ def _apply_simple(
     )
     rows = [{"name": name, **to_row(by_name[name])} for name in diff.added]
     if rows:
-        connection.execute(insert(table), rows)
+        _insert_rows(connection, table, rows)
 
 
 def _apply(
@@ -809,7 +868,7 @@ def import_document(
         The diff and the new revision (None when nothing was written).
     """
     new = document.canonical()
-    with engine.connect() as connection:
+    with _gc_paused(), engine.connect() as connection:
         state = _read_state(connection)
         diff = diff_documents(state.document, new)
         if diff.is_empty or dry_run:

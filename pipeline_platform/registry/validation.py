@@ -7,6 +7,7 @@ references, cycles, pipeline graphs, cron strings, module configs) run over the 
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,28 @@ def _reason(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+# libyaml's parser when PyYAML has it: same results as yaml.SafeLoader, several times faster.
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text like ``yaml.safe_load``, fast enough for registries of many topics.
+
+    Uses libyaml when available and pauses the cyclic garbage collector while the (large,
+    acyclic) result is built: collections triggered by the many new objects dominate otherwise.
+
+    Raises:
+        yaml.YAMLError: when the text is not valid YAML.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return yaml.load(text, Loader=_SAFE_LOADER)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_registry_file(path: str | Path) -> Any:
     """Read a YAML registry file into plain data.
 
@@ -90,7 +113,7 @@ def read_registry_file(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise RegistryValidationError([Problem(str(path), f"cannot read file: {error}")]) from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml_text(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else str(path)

@@ -77,7 +77,7 @@ def test_diff_reports_added_changed_removed_with_fields(small: RegistryDocument)
 
 def test_dump_is_canonical_and_stable(small: RegistryDocument) -> None:
     text = dump_document(small)
-    assert text.startswith("version: 1\ntopics:\n  - name: device.audio.raw\n")
+    assert text.startswith("version: 1\ntopics:\n- name: device.audio.raw\n  category: device\n")
     shuffled = small.model_copy(update={"topics": tuple(reversed(small.topics))})
     assert dump_document(shuffled) == text
     assert dump_document(parse_document(text)) == text
