@@ -24,6 +24,7 @@ from pipeline_platform.pipelines.catalog import BUILTIN_MODULES, ModuleSpec
 from pipeline_platform.registry.models import modules, registry_revisions
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_UPGRADE_LOCK_KEY = 0x5049_5045_5245_47  # "PIPEREG": advisory lock held while upgrading
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
@@ -101,8 +102,13 @@ def upgrade_registry(engine: Engine) -> None:
         engine: Engine of the registry database.
     """
     with engine.begin() as connection:
+        # Processes starting together (code server, daemon, CLI) upgrade one at a time.
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(_UPGRADE_LOCK_KEY)))
+        elif connection.dialect.name == "sqlite":
+            # Take the write lock now and run the DDL inside the transaction.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         command.upgrade(alembic_config(connection), "head")
-    with engine.begin() as connection:
         sync_modules(connection)
 
 

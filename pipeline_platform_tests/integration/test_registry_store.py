@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from pipeline_platform.pipelines.catalog import BUILTIN_MODULES
 from pipeline_platform.registry import store
@@ -449,3 +452,32 @@ def test_create_registry_engine_makes_parent_dir_and_enforces_foreign_keys(
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
     engine.dispose()
+
+
+def test_import_from_a_stale_base_revision_fails_and_writes_nothing(
+    engine: Engine, small: RegistryDocument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_document(engine, small, actor="alice")
+    before = dump_tables(engine)
+    real_read_state = store._read_state
+
+    def stale(connection: Any) -> Any:
+        # What a concurrent importer that read the registry before revision 1 would see.
+        state = real_read_state(connection)
+        return dataclasses.replace(state, revision=state.revision - 1)
+
+    monkeypatch.setattr(store, "_read_state", stale)
+    changed = with_topic(small, "errors.audio.vad", partitions=2)
+    with pytest.raises(IntegrityError):
+        import_document(engine, changed, actor="bob")
+    assert dump_tables(engine) == before
+
+
+def test_concurrent_upgrades_are_serialized(database_url: str) -> None:
+    engines = [create_registry_engine(database_url) for _ in range(3)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(upgrade_registry, engines))
+    assert schema_revision(engines[0]) == head_revision()
+    assert counts(engines[0])["modules"] == len(BUILTIN_MODULES)
+    for engine in engines:
+        engine.dispose()
