@@ -97,7 +97,10 @@ def synthesize_message(table: TableConfig, rng: random.Random, now: datetime) ->
             path = split_source_path(mapping.source)
             node: Any = message
             for step in path[:-1]:
-                node = node[step] if isinstance(node, list) else node.setdefault(step, {})
+                if isinstance(node, list) and isinstance(step, int) and step < len(node):
+                    node = node[step]
+                elif isinstance(node, dict):
+                    node = node.setdefault(step, {})
             if isinstance(node, dict):
                 node.setdefault(path[-1], _value(mapping, rng, now))
     return message
