@@ -27,7 +27,46 @@ log = logging.getLogger(__name__)
 _DEVICES = tuple(f"dev-{n:04d}" for n in range(50))
 
 
-def _value(mapping: FieldMapping, rng: random.Random, now: datetime) -> Any:
+def _property_schema(schema: Any, path: Sequence[str | int]) -> dict[str, Any]:
+    """Return the JSON Schema of the value at ``path`` (empty when the schema says nothing)."""
+    node = schema if isinstance(schema, dict) else {}
+    for step in path:
+        key = "items" if isinstance(step, int) else "properties"
+        child = node.get(key)
+        if isinstance(child, dict) and isinstance(step, str):
+            child = child.get(step)
+        node = child if isinstance(child, dict) else {}
+    return node
+
+
+def _constrained(rules: dict[str, Any], rng: random.Random) -> tuple[bool, Any]:
+    if "const" in rules:
+        return True, rules["const"]
+    if isinstance(rules.get("enum"), list) and rules["enum"]:
+        return True, rng.choice(rules["enum"])
+    if rules.get("contentEncoding") == "base64":
+        return True, "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA="
+    fmt = rules.get("format")
+    if fmt in ("uri", "url"):
+        return True, f"https://example.com/page/{rng.randint(1, 999)}"
+    if fmt == "email":
+        return True, f"user{rng.randint(1, 999)}@example.com"
+    low = rules.get("minimum", rules.get("exclusiveMinimum"))
+    high = rules.get("maximum", rules.get("exclusiveMaximum"))
+    if isinstance(low, int | float) or isinstance(high, int | float):
+        low = float(low) if isinstance(low, int | float) else 0.0
+        high = float(high) if isinstance(high, int | float) else low + 1000.0
+        value = rng.uniform(low, high)
+        if rules.get("type") == "integer":
+            return True, max(int(low) + 1, min(int(high) - 1, round(value)))
+        return True, round(min(max(value, low + 1e-6), high - 1e-6), 4)
+    return False, None
+
+
+def _value(mapping: FieldMapping, rng: random.Random, now: datetime, rules: dict[str, Any]) -> Any:
+    constrained, value = _constrained(rules, rng)
+    if constrained:
+        return value
     kind = mapping.type
     column = mapping.column
     if "device" in column and kind == "string":
@@ -75,13 +114,19 @@ def _place(message: dict[str, Any], path: Sequence[str | int], value: Any) -> No
             node = node[step]
 
 
-def synthesize_message(table: TableConfig, rng: random.Random, now: datetime) -> dict[str, Any]:
-    """Build one message that the table's mappings accept.
+def synthesize_message(
+    table: TableConfig,
+    rng: random.Random,
+    now: datetime,
+    json_schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build one message that the table's mappings and the topic's JSON Schema accept.
 
     Args:
         table: The table configuration whose mappings shape the message.
         rng: Random source (seed it for repeatable messages).
         now: The time around which timestamps are generated.
+        json_schema: The topic's schema; enums, bounds and formats of mapped fields are honoured.
 
     Returns:
         A JSON-ready dict.
@@ -91,7 +136,9 @@ def synthesize_message(table: TableConfig, rng: random.Random, now: datetime) ->
     for mapping in ordered:
         if mapping.type == "json":
             continue
-        _place(message, split_source_path(mapping.source), _value(mapping, rng, now))
+        path = split_source_path(mapping.source)
+        rules = _property_schema(json_schema, path)
+        _place(message, path, _value(mapping, rng, now, rules))
     for mapping in table.mappings:
         if mapping.type == "json":
             path = split_source_path(mapping.source)
@@ -102,7 +149,7 @@ def synthesize_message(table: TableConfig, rng: random.Random, now: datetime) ->
                 elif isinstance(node, dict):
                     node = node.setdefault(step, {})
             if isinstance(node, dict):
-                node.setdefault(path[-1], _value(mapping, rng, now))
+                node.setdefault(path[-1], _value(mapping, rng, now, {}))
     return message
 
 
@@ -158,7 +205,8 @@ class DemoProducer:
                 if rng.random() < self._bad_share:
                     value = b'{"truncated": '
                 else:
-                    value = orjson.dumps(synthesize_message(topic.table, rng, now))
+                    message = synthesize_message(topic.table, rng, now, topic.json_schema)
+                    value = orjson.dumps(message)
                 try:
                     producer.produce(topic.name, value=value, key=rng.choice(_DEVICES).encode())
                 except BufferError:
