@@ -841,6 +841,18 @@ def _apply(
     )
 
 
+def _check_references(document: RegistryDocument) -> None:
+    """Refuse a document whose stages name topics it does not hold (validation's rule)."""
+    topic_names = {topic.name for topic in document.topics}
+    for flow in document.flows:
+        for stage in flow.stages:
+            for _, name in stage.topics_by_role():
+                if name not in topic_names:
+                    raise ValueError(
+                        f"flow {flow.name!r} stage {stage.name!r} names unknown topic {name!r}"
+                    )
+
+
 def import_document(
     engine: Engine,
     document: RegistryDocument,
@@ -866,8 +878,13 @@ def import_document(
 
     Returns:
         The diff and the new revision (None when nothing was written).
+
+    Raises:
+        ValueError: when a stage names a topic the document does not hold.
+        sqlalchemy.exc.IntegrityError: when another import committed a revision meanwhile.
     """
     new = document.canonical()
+    _check_references(new)
     with _gc_paused(), engine.connect() as connection:
         state = _read_state(connection)
         diff = diff_documents(state.document, new)

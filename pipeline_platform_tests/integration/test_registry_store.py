@@ -481,3 +481,15 @@ def test_concurrent_upgrades_are_serialized(database_url: str) -> None:
     assert counts(engines[0])["modules"] == len(BUILTIN_MODULES)
     for engine in engines:
         engine.dispose()
+
+
+def test_unvalidated_document_with_dangling_stage_topic_is_refused(
+    engine: Engine, small: RegistryDocument
+) -> None:
+    import_document(engine, small, actor="alice")
+    before = dump_tables(engine)
+    topics = tuple(t for t in small.topics if t.name != "errors.audio.vad")
+    broken = small.model_copy(update={"topics": topics})
+    with pytest.raises(ValueError, match=r"names unknown topic 'errors\.audio\.vad'"):
+        import_document(engine, broken, actor="bob")
+    assert dump_tables(engine) == before
