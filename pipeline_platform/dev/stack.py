@@ -2,7 +2,10 @@
 
 Starts a Kafka-protocol broker when none answers, prepares the registry with the demo registry,
 keeps producing demo events and runs ``dagster dev`` with the sensors on. Everything it starts is
-stopped on Ctrl-C.
+stopped on Ctrl-C (SIGINT) or SIGTERM: ``dagster dev`` first (it stops its webserver, daemon,
+code server and runs), then the producer, then the broker. The broker and ``dagster dev`` run in
+their own process groups so that a terminal's Ctrl-C reaches them only through this process, in
+that order, and whatever a group leaves behind is terminated with it.
 """
 
 from __future__ import annotations
@@ -13,16 +16,35 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from pipeline_platform.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pipeline_platform.registry.document import RegistryDocument
 
 log = logging.getLogger(__name__)
 
 DEMO_REGISTRY = "demo_registry.yaml"
+
+#: Environment the dev stack sets (unless already set) for ``dagster dev`` and its children.
+DEV_ENVIRONMENT = {
+    # The factory reads this flag (factory/builder.py ``FactoryOptions.from_env``).
+    "PIPELINE_KAFKA_SENSOR_RUNNING": "1",
+    # Ticks every 10 s instead of 30 s: demo events show up in tables quickly.
+    "PIPELINE_KAFKA_SENSOR_INTERVAL": "10",
+    # Small runs keep a laptop responsive; the sensor requests the next run for what is left.
+    "PIPELINE_INGEST_MAX_MESSAGES": "100000",
+}
+
+_DAGSTER_STOP_SECONDS = 90.0
 
 DEV_INSTANCE_YAML = """\
 # Written by `pipeline-platform dev`: a local instance (SQLite storage) with the run queue on.
@@ -64,13 +86,14 @@ class LocalBroker:
     process: subprocess.Popen[str]
     bootstrap: str
 
+    @property
+    def pid(self) -> int:
+        """Process id of the broker."""
+        return self.process.pid
+
     def stop(self) -> None:
-        """Stop the broker process."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        """Stop the broker process (and anything left in its process group)."""
+        stop_process_group(self.process, signal.SIGTERM, timeout=10)
 
 
 def start_local_broker(timeout: float = 30.0) -> LocalBroker:
@@ -79,11 +102,17 @@ def start_local_broker(timeout: float = 30.0) -> LocalBroker:
         [sys.executable, "-m", "pipeline_platform.dev.mock_broker"],
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert process.stdout is not None
-    line = process.stdout.readline().strip()
+    stdout = process.stdout
+    ready: list[str] = []
+    reader = threading.Thread(target=lambda: ready.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = ready[0].strip() if ready else ""
     if not line:
-        process.kill()
+        stop_process_group(process, signal.SIGKILL, timeout=5)
         raise RuntimeError("the local broker did not start (no bootstrap address printed)")
     return LocalBroker(process, line)
 
@@ -119,12 +148,88 @@ def write_instance_yaml(home: Path) -> None:
         target.write_text(DEV_INSTANCE_YAML, encoding="utf-8")
 
 
+def stop_process_group(
+    process: subprocess.Popen[Any], first: signal.Signals, timeout: float
+) -> None:
+    """Stop a process that leads its own process group, then whatever is left in the group.
+
+    Sends ``first`` to the leader, waits up to ``timeout`` seconds, kills it when it has not
+    exited, then sends SIGTERM and finally SIGKILL to the rest of the group (workers the leader
+    left behind).
+
+    Args:
+        process: A process started with ``start_new_session=True``.
+        first: The signal that asks the leader to stop (SIGINT, SIGTERM or SIGKILL).
+        timeout: Seconds the leader gets to exit.
+    """
+    group = process.pid
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(first)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("process %d did not stop within %g s: killing it", group, timeout)
+            process.kill()
+            process.wait()
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            return  # the group is empty
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def default_data_source_urls(document: RegistryDocument, home: Path) -> dict[str, str]:
+    """Return SQLite URLs under ``home`` for data sources whose variable is not set.
+
+    The ``warehouse`` data source is left out (its default lives in the settings).
+
+    Args:
+        document: The registry that is being served.
+        home: The stack's ``DAGSTER_HOME``.
+
+    Returns:
+        ``{url_env: sqlite URL}`` for every other data source whose ``url_env`` is unset.
+    """
+    return {
+        source.url_env: f"sqlite:///{home / f'{source.name}.db'}"
+        for source in document.data_sources
+        if source.name != "warehouse"
+        and source.url_env != "PIPELINE_WAREHOUSE_URL"
+        and not os.environ.get(source.url_env)
+    }
+
+
 @contextlib.contextmanager
 def _stopping(callback: Callable[[], None]) -> Iterator[None]:
     try:
         yield
     finally:
         callback()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the stack runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_dev_stack(
@@ -135,7 +240,10 @@ def run_dev_stack(
     events_per_second: float = 200.0,
     progress: Callable[[str], None] = log.info,
 ) -> int:
-    """Run the local stack until Ctrl-C and return the exit code of ``dagster dev``.
+    """Run the local stack until Ctrl-C (or SIGTERM) and return the exit code of ``dagster dev``.
+
+    Progress lines name the process id of every child (``local broker at HOST:PORT (pid N)``,
+    ``dagster dev ... (pid N)``), so supervisors and tests can check they are gone afterwards.
 
     Args:
         home: The ``DAGSTER_HOME`` directory (created when missing); the default SQLite registry
@@ -144,52 +252,75 @@ def run_dev_stack(
         registry_file: Registry YAML to import (default: the demo registry).
         events_per_second: Rate of demo events (0 turns the producer off).
         progress: Where progress lines go.
-    """
-    home = home.resolve()
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ.setdefault("PIPELINE_SENSORS_RUNNING", "1")
-    write_instance_yaml(home)
-    settings = load_settings()
-    with contextlib.ExitStack() as stack:
-        if broker_answers(settings.kafka_config()):
-            progress(f"using the Kafka broker at {settings.kafka_bootstrap_servers}")
-        else:
-            progress(f"no broker at {settings.kafka_bootstrap_servers}: starting a local one")
-            broker = start_local_broker()
-            stack.enter_context(_stopping(broker.stop))
-            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
-            settings = load_settings()
-            progress(f"local broker at {broker.bootstrap}")
-        prepare_registry(settings, registry_file or demo_registry_path(), progress)
-        if events_per_second > 0:
-            from pipeline_platform.dev.producer import DemoProducer
-            from pipeline_platform.registry.validation import load_document
 
-            document = load_document(registry_file or demo_registry_path())
-            producer = DemoProducer(document.topics, settings.kafka_config(), events_per_second)
-            producer.start()
-            stack.enter_context(_stopping(producer.stop))
-            progress(f"producing about {events_per_second:g} demo events/s")
-        command = [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-m",
-            "pipeline_platform.definitions",
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-        ]
-        progress(f"starting dagster dev on http://127.0.0.1:{port} (Ctrl-C stops everything)")
-        dagster = subprocess.Popen(command)
+    Returns:
+        0 after Ctrl-C, else the exit code of ``dagster dev``.
+    """
+    from pipeline_platform.registry.validation import load_document
+
+    home = home.resolve()
+    registry_file = registry_file or demo_registry_path()
+    os.environ["DAGSTER_HOME"] = str(home)
+    for name, value in DEV_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("PIPELINE_DAGSTER_WEBSERVER_HOST", "127.0.0.1")
+    os.environ.setdefault("PIPELINE_DAGSTER_WEBSERVER_PORT", str(port))
+    write_instance_yaml(home)
+    document = load_document(registry_file)
+    for name, url in default_data_source_urls(document, home).items():
+        os.environ[name] = url
+        progress(f"{name} not set: using {url}")
+    settings = load_settings()
+    try:
+        with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+            if broker_answers(settings.kafka_config()):
+                progress(f"using the Kafka broker at {settings.kafka_bootstrap_servers}")
+            else:
+                progress(f"no broker at {settings.kafka_bootstrap_servers}: starting a local one")
+                broker = start_local_broker()
+                stack.enter_context(_stopping(broker.stop))
+                os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+                settings = load_settings()
+                progress(f"local broker at {broker.bootstrap} (pid {broker.pid})")
+            prepare_registry(settings, registry_file, progress)
+            if events_per_second > 0:
+                from pipeline_platform.dev.producer import DemoProducer
+
+                producer = DemoProducer(document.topics, settings.kafka_config(), events_per_second)
+                producer.start()
+                stack.enter_context(_stopping(producer.stop))
+                progress(f"producing about {events_per_second:g} demo events/s")
+            return _run_dagster_dev(port, progress)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        progress("local stack stopped")
+
+
+def _run_dagster_dev(port: int, progress: Callable[[str], None]) -> int:
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "pipeline_platform.definitions",
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+    ]
+    dagster = subprocess.Popen(command, start_new_session=True)
+    progress(f"dagster dev on http://127.0.0.1:{port} (pid {dagster.pid}; Ctrl-C stops everything)")
+    try:
+        return dagster.wait()
+    except KeyboardInterrupt:
+        progress("interrupted: stopping dagster dev, then the producer and the broker")
         try:
-            return dagster.wait()
+            stop_process_group(dagster, signal.SIGINT, timeout=_DAGSTER_STOP_SECONDS)
         except KeyboardInterrupt:
-            dagster.send_signal(signal.SIGINT)
-            try:
-                dagster.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                dagster.kill()
-            return 0
+            stop_process_group(dagster, signal.SIGKILL, timeout=5)
+        raise
+    finally:
+        if dagster.poll() is not None:
+            stop_process_group(dagster, signal.SIGTERM, timeout=5)
