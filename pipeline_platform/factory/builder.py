@@ -7,7 +7,7 @@ one job per flow, a fixed number of Kafka lag sensors and one reload sensor.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import dagster as dg
@@ -48,6 +48,10 @@ class FactoryOptions:
             (``PIPELINE_RELOAD_SENSOR_RUNNING``, default on).
         kafka_sensor_shards: Number of Kafka lag sensors (``PIPELINE_KAFKA_SENSOR_SHARDS``).
         reload_interval_seconds: Seconds between reload sensor ticks.
+        flow_job_budget: Most (flow jobs × assets) to build flow jobs for
+            (``PIPELINE_FLOW_JOB_BUDGET``). Dagster resolves every asset job against the whole
+            asset graph, so each job costs time proportional to all assets; above the budget,
+            flows stay asset groups (materialized from their group page) without jobs.
         lag: Kafka sensor polling limits (``PIPELINE_INGEST_MAX_MESSAGES`` caps a run).
     """
 
@@ -55,6 +59,7 @@ class FactoryOptions:
     reload_sensor_running: bool = True
     kafka_sensor_shards: int = 1
     reload_interval_seconds: int = 10
+    flow_job_budget: int = 50_000
     lag: LagSensorOptions = field(default_factory=LagSensorOptions)
 
     @classmethod
@@ -79,6 +84,7 @@ class FactoryOptions:
             reload_interval_seconds=_int(
                 env, "PIPELINE_RELOAD_SENSOR_INTERVAL", defaults.reload_interval_seconds
             ),
+            flow_job_budget=_int(env, "PIPELINE_FLOW_JOB_BUDGET", defaults.flow_job_budget),
             lag=lag,
         )
 
@@ -88,7 +94,7 @@ def _revision_at(url: str) -> str:
 
 
 def registry_status_spec(
-    snapshot: RegistrySnapshot, translated: TranslatedRegistry
+    snapshot: RegistrySnapshot, translated: TranslatedRegistry, notes: Sequence[str] = ()
 ) -> dg.AssetSpec:
     """Return the ``pipeline_platform/registry_status`` asset that tells the user what was loaded.
 
@@ -100,6 +106,7 @@ def registry_status_spec(
     ]
     if snapshot.warning:
         lines.insert(0, f"WARNING: {snapshot.warning}")
+    lines.extend(notes)
     if translated.skipped:
         lines.append(f"{len(translated.skipped)} registry record(s) skipped:")
         lines.extend(f"- {record}" for record in translated.skipped[:50])
@@ -126,6 +133,38 @@ def registry_status_spec(
     )
 
 
+def flows_with_jobs(translated: TranslatedRegistry, budget: int) -> dict[str, str]:
+    """Return the flows (name → group) that get a job: those with tables, within the budget.
+
+    Args:
+        translated: The translated registry.
+        budget: Most (flow jobs × assets); see :class:`FactoryOptions`.
+
+    Returns:
+        The flows to build a job for; empty when the registry is over the budget.
+    """
+    groups_with_tables = {spec.group_name for spec in translated.table_specs}
+    flows = {
+        flow: group for flow, group in translated.flow_groups.items() if group in groups_with_tables
+    }
+    n_assets = len(translated.external_specs) + len(translated.table_specs)
+    return flows if len(flows) * n_assets <= budget else {}
+
+
+def _flow_jobs(
+    translated: TranslatedRegistry, budget: int
+) -> list[dg.UnresolvedAssetJobDefinition]:
+    return [
+        dg.define_asset_job(
+            naming.flow_job_name(group),
+            selection=dg.AssetSelection.groups(group).materializable(),
+            description=f"Ingest the tables of flow {flow_name}",
+            tags={"pipeline_platform/flow": group},
+        )
+        for flow_name, group in flows_with_jobs(translated, budget).items()
+    ]
+
+
 def build_definitions(
     snapshot: RegistrySnapshot,
     *,
@@ -149,8 +188,15 @@ def build_definitions(
     options = options or FactoryOptions.from_env(environ)
     translated = (translator or RegistryTranslator()).translate(snapshot.document)
 
+    flow_jobs = _flow_jobs(translated, options.flow_job_budget)
+    notes = []
+    if translated.tables and not flow_jobs and translated.flow_groups:
+        notes.append(
+            "Flows have no jobs at this registry size (PIPELINE_FLOW_JOB_BUDGET): materialize a "
+            "flow from its asset group page or with the `ingestion` job."
+        )
     assets: list[dg.AssetSpec | dg.AssetsDefinition] = [
-        registry_status_spec(snapshot, translated),
+        registry_status_spec(snapshot, translated, notes),
         *translated.external_specs,
     ]
     jobs: list[dg.UnresolvedAssetJobDefinition] = []
@@ -176,20 +222,7 @@ def build_definitions(
                 options=options.lag,
             )
         )
-    groups_with_tables = {
-        spec.group_name for spec in translated.table_specs if spec.group_name is not None
-    }
-    for flow_name, group in translated.flow_groups.items():
-        if group not in groups_with_tables:
-            continue  # a job needs something to materialize; the flow is still an asset group
-        jobs.append(
-            dg.define_asset_job(
-                naming.flow_job_name(group),
-                selection=dg.AssetSelection.groups(group).materializable(),
-                description=f"Ingest the tables of flow {flow_name}",
-                tags={"pipeline_platform/flow": group},
-            )
-        )
+    jobs.extend(flow_jobs)
     sensors.append(
         build_reload_sensor(
             None if snapshot.is_fallback else snapshot.revision,

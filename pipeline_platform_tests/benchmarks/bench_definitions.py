@@ -1,0 +1,140 @@
+"""Benchmark: build and serialize the definitions of a large registry.
+
+Run: ``python -m pipeline_platform_tests.benchmarks.bench_definitions [--topics N ...]``.
+
+Measures, in one process, (a) the factory: snapshot → ``Definitions`` → repository snapshot
+serialized as the code server sends it to the webserver, and (b) the minimal Dagster structure of
+the same size (topic ``AssetSpec``s, one ``multi_asset`` over the table specs, one job, one
+sensor), built and serialized the same way. Goal: (a) ≤ 10 s and ≤ 2 × (b).
+"""
+
+import argparse
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster_shared.serdes import serialize_value
+
+from pipeline_platform.factory.builder import FactoryOptions, build_definitions
+from pipeline_platform.factory.snapshot import RegistrySnapshot
+from pipeline_platform.registry.document import RegistryDocument
+from pipeline_platform.registry.validation import validate_data
+
+
+def _document(n_topics: int, n_tables: int, mappings: int, n_flows: int) -> RegistryDocument:
+    from pipeline_platform_tests.benchmarks.generate import generate_registry_data
+
+    data = generate_registry_data(n_topics, n_tables, mappings, n_flows)
+    document, problems = validate_data(data)
+    if document is None:
+        raise SystemExit(f"generated registry is invalid: {problems[:3]}")
+    return document
+
+
+def _serialize(defs: dg.Definitions) -> int:
+    repo = defs.get_repository_def()
+    return len(serialize_value(RepositorySnap.from_def(repo)))
+
+
+def _minimal(n_topics: int, n_tables: int, mappings: int) -> dg.Definitions:
+    topic_specs = [
+        dg.AssetSpec(["kafka", f"bench.topic.{i}"], kinds={"kafka"}) for i in range(n_topics)
+    ]
+    table_specs = [
+        dg.AssetSpec(
+            ["warehouse", f"table_{i}"],
+            deps=[["kafka", f"bench.topic.{i}"]],
+            kinds={"postgres", "table"},
+            metadata={
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(f"c{j}", "string") for j in range(mappings)]
+                )
+            },
+        )
+        for i in range(n_tables)
+    ]
+
+    @dg.multi_asset(specs=table_specs, can_subset=True, name="ingest")
+    def ingest(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+        return None
+
+    job = dg.define_asset_job("ingestion", selection=[s.key for s in table_specs])
+
+    @dg.sensor(job=job)
+    def lag_sensor(context: dg.SensorEvaluationContext) -> None:
+        return None
+
+    return dg.Definitions(assets=[*topic_specs, ingest], jobs=[job], sensors=[lag_sensor])
+
+
+def _timed(build: Callable[[], dg.Definitions]) -> tuple[float, float, int]:
+    gc.collect()
+    start = time.perf_counter()
+    defs = build()
+    built = time.perf_counter()
+    size = _serialize(defs)
+    return built - start, time.perf_counter() - start, size
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark and print the figures.
+
+    Args:
+        argv: Command-line arguments (``--topics``, ``--tables``, ``--mappings``, ``--flows``).
+
+    Returns:
+        The measured figures.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topics", type=int, default=5000)
+    parser.add_argument("--tables", type=int, default=3000)
+    parser.add_argument("--mappings", type=int, default=15)
+    parser.add_argument("--flows", type=int, default=500)
+    args = parser.parse_args(argv)
+
+    document = _document(args.topics, args.tables, args.mappings, args.flows)
+    snapshot = RegistrySnapshot(document, revision="bench", origin="registry")
+    options = FactoryOptions()
+    payload = snapshot.to_payload()
+
+    factory_build, factory_total, factory_size = _timed(
+        lambda: build_definitions(snapshot, options=options, environ={})
+    )
+    minimal_build, minimal_total, minimal_size = _timed(
+        lambda: _minimal(args.topics, args.tables, args.mappings)
+    )
+    decode_start = time.perf_counter()
+    RegistrySnapshot.from_payload(payload)
+    decode = time.perf_counter() - decode_start
+    ratio = factory_total / minimal_total
+    print(
+        f"registry: {args.topics} topics, {args.tables} tables x {args.mappings} mappings, "
+        f"{args.flows} flows"
+    )
+    print(
+        f"factory : build {factory_build:6.2f} s, build+serialize {factory_total:6.2f} s, "
+        f"snapshot {factory_size / 1e6:6.1f} MB"
+    )
+    print(
+        f"minimal : build {minimal_build:6.2f} s, build+serialize {minimal_total:6.2f} s, "
+        f"snapshot {minimal_size / 1e6:6.1f} MB"
+    )
+    print(
+        f"ratio   : {ratio:.2f}x (goal <= 2x); factory total {factory_total:.2f} s (goal <= 10 s)"
+    )
+    print(f"reconstruction payload: {len(payload) / 1e6:.2f} MB, decoded in {decode:.2f} s")
+    return {
+        "factory_seconds": factory_total,
+        "minimal_seconds": minimal_total,
+        "ratio": ratio,
+        "factory_bytes": factory_size,
+        "minimal_bytes": minimal_size,
+        "payload_bytes": len(payload),
+    }
+
+
+if __name__ == "__main__":
+    main()
