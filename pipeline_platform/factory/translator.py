@@ -35,6 +35,7 @@ from pipeline_platform.registry.document import (
 logger = logging.getLogger(__name__)
 
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+_REQUIRED = dg.TableColumnConstraints(nullable=False)
 _KIND_BY_SOURCE = {"postgresql": "postgres", "timescaledb": "timescaledb", "sqlite": "sqlite"}
 
 
@@ -140,13 +141,13 @@ class RegistryTranslator:
         """
         deps: list[dg.AssetKey] = [naming.api_key(e.path) for e in topic.api_endpoints]
         metadata: dict[str, Any] = {
-            "topic": topic.name,
             "category": topic.category,
             "source": topic.source,
             "datatype": topic.datatype,
             "partitions": topic.partitions,
-            "active": topic.active,
         }
+        if not topic.active:
+            metadata["active"] = False
         if topic.retention_days is not None:
             metadata["retention_days"] = topic.retention_days
         producers = [link for link in links if link.role != "input"]
@@ -167,16 +168,6 @@ class RegistryTranslator:
                     {"flow": p.flow.name, "stage": p.stage.name, "service": p.stage.service}
                     for p in producers
                 ]
-        consumers = [link for link in links if link.role == "input"]
-        if consumers:
-            metadata["consumers"] = [
-                {"flow": c.flow.name, "stage": c.stage.name, "service": c.stage.service}
-                for c in consumers
-            ]
-        if topic.table is not None:
-            metadata["table"] = naming.table_key(
-                topic.table.data_source, topic.table.name
-            ).to_user_string()
         tags = {
             name: value
             for name, value in (
@@ -217,7 +208,7 @@ class RegistryTranslator:
             description=f"{'/'.join(methods)} {path} produces into {', '.join(topics)}",
             group_name=group_name,
             kinds={"api"},
-            metadata={"path": path, "methods": methods, "topics": topics},
+            metadata={"methods": methods, "topics": topics},
         )
 
     def get_table_spec(
@@ -241,15 +232,13 @@ class RegistryTranslator:
                 name=mapping.column,
                 type=mapping.type,
                 description=f"from {mapping.source}",
-                constraints=dg.TableColumnConstraints(nullable=not mapping.required),
+                constraints=_REQUIRED if mapping.required else None,
             )
             for mapping in table.mappings
         ]
         metadata: dict[str, Any] = {
             "dagster/column_schema": dg.TableSchema(columns=columns),
             "dagster/table_name": qualified,
-            "topic": topic.name,
-            "data_source": table.data_source,
             "upsert_key": list(table.upsert_key),
             "mode": "upsert" if table.upsert_key else "append",
         }

@@ -99,17 +99,11 @@ def test_topic_metadata_and_tags(translated: TranslatedRegistry) -> None:
     raw = specs["kafka/device.audio.raw"]
     assert raw.description == "Raw audio chunks from devices"
     assert raw.metadata == {
-        "topic": "device.audio.raw",
         "category": "device",
         "source": "audio",
         "datatype": "raw",
         "partitions": 3,
-        "active": True,
         "retention_days": 7,
-        "consumers": [
-            {"flow": "audio-processing", "stage": "vad-processing", "service": "silero-vad"}
-        ],
-        "table": "warehouse/device_audio_raw",
     }
     assert raw.tags == {
         "category": "device",
@@ -131,7 +125,6 @@ def test_topic_metadata_and_tags(translated: TranslatedRegistry) -> None:
 def test_api_endpoint_spec(translated: TranslatedRegistry) -> None:
     api = _specs(translated)["api/audio/upload"]
     assert api.metadata == {
-        "path": "/audio/upload",
         "methods": ["POST"],
         "topics": ["device.audio.raw"],
     }
