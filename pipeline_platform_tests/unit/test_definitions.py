@@ -256,3 +256,15 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "All code locations passed validation" in out.stdout + out.stderr
+
+
+def test_flow_jobs_are_dropped_above_the_budget_with_a_note() -> None:
+    snapshot = RegistrySnapshot(load_document(FIXTURE), "1", "registry")
+    defs = build_definitions(snapshot, options=FactoryOptions(flow_job_budget=10), environ={})
+    assert _shape(defs)[0] == ["__ASSET_JOB", "ingestion"]
+    status = next(
+        spec
+        for spec in defs.assets or []
+        if isinstance(spec, dg.AssetSpec) and spec.key == naming.REGISTRY_STATUS_KEY
+    )
+    assert "Flows have no jobs at this registry size" in (status.description or "")
