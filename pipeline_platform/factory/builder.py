@@ -107,9 +107,10 @@ def registry_status_spec(
     if snapshot.warning:
         lines.insert(0, f"WARNING: {snapshot.warning}")
     lines.extend(notes)
-    if translated.skipped:
-        lines.append(f"{len(translated.skipped)} registry record(s) skipped:")
-        lines.extend(f"- {record}" for record in translated.skipped[:50])
+    skipped = [*snapshot.problems, *(str(record) for record in translated.skipped)]
+    if skipped:
+        lines.append(f"{len(skipped)} registry record(s) skipped:")
+        lines.extend(f"- {record}" for record in skipped[:50])
     metadata: dict[str, object] = {
         "revision": snapshot.revision,
         "origin": snapshot.origin,
@@ -117,12 +118,12 @@ def registry_status_spec(
         "fallback": snapshot.is_fallback,
         "topics": len(translated.topic_specs),
         "tables": len(translated.table_specs),
-        "skipped_records": len(translated.skipped),
+        "skipped_records": len(skipped),
     }
     if snapshot.warning:
         metadata["warning"] = snapshot.warning
-    if translated.skipped:
-        metadata["skipped"] = [str(record) for record in translated.skipped]
+    if skipped:
+        metadata["skipped"] = skipped
     return dg.AssetSpec(
         key=naming.REGISTRY_STATUS_KEY,
         description="\n".join(lines),

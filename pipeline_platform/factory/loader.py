@@ -100,10 +100,15 @@ def read_registry(settings: Settings, environ: Mapping[str, str] | None = None) 
     try:
         # Revision first: a change landing in between only causes one extra reload.
         revision = str(current_revision(engine))
-        document: RegistryDocument = read_document(engine)
+        problems: list[str] = []
+        document: RegistryDocument = read_document(engine, problems)
     finally:
         engine.dispose()
-    return RegistrySnapshot(document, revision=revision, origin="registry")
+    for problem in problems:
+        logger.warning("Registry: %s", problem)
+    return RegistrySnapshot(
+        document, revision=revision, origin="registry", problems=tuple(problems)
+    )
 
 
 def load_snapshot(settings: Settings, environ: Mapping[str, str] | None = None) -> RegistrySnapshot:

@@ -41,6 +41,7 @@ class RegistrySnapshot:
             ``cache`` (the last good snapshot, because the registry was unreachable).
         loaded_at: When the document was read from its source (ISO 8601, UTC).
         warning: What the user should know about this snapshot (set for ``cache``).
+        problems: Registry entities left out because their stored rows no longer validate.
     """
 
     document: RegistryDocument
@@ -48,6 +49,7 @@ class RegistrySnapshot:
     origin: Origin
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     warning: str | None = None
+    problems: tuple[str, ...] = ()
 
     @property
     def is_fallback(self) -> bool:
@@ -66,6 +68,7 @@ class RegistrySnapshot:
             "origin": self.origin,
             "loaded_at": self.loaded_at,
             "warning": self.warning,
+            "problems": list(self.problems),
         }
         document = self.document.model_dump_json(by_alias=True)
         return json.dumps(header)[:-1] + ', "document": ' + document + "}"
@@ -86,6 +89,7 @@ class RegistrySnapshot:
             origin=data["origin"],
             loaded_at=data["loaded_at"],
             warning=data.get("warning"),
+            problems=tuple(data.get("problems") or ()),
         )
 
     def to_payload(self) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import (
     Connection,
     Engine,
@@ -33,14 +34,11 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from pipeline_platform.registry.document import (
-    ApiEndpoint,
     DataSource,
     Flow,
     Pipeline,
     Record,
     RegistryDocument,
-    Stage,
-    TableConfig,
     Topic,
     record_to_data,
 )
@@ -200,6 +198,66 @@ class _State:
     flow_ids: dict[str, int]
     data_source_ids: dict[str, int]
     pipeline_ids: dict[str, int]
+    invalid: InvalidRows
+
+
+_MODELS: dict[str, type[Record]] = {
+    "topics": Topic,
+    "flows": Flow,
+    "data_sources": DataSource,
+    "pipelines": Pipeline,
+}
+
+
+class InvalidRows:
+    """Stored entities that no longer validate (a hand-written SQL edit, say), kept out of reads.
+
+    One bad row must not take the whole registry down: the entity it belongs to is left out of
+    the document and reported; an import that holds the entity rewrites it whole.
+    """
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+
+    def check(
+        self, out: list[Any], kind: str, name: str, model: type[Record], data: dict[str, Any]
+    ) -> None:
+        """Validate ``data`` as ``model`` into ``out``, or record why the entity is left out."""
+        try:
+            out.append(model.model_validate(data))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            reason = str(first["msg"]).removeprefix("Value error, ")
+            self.reasons[kind][name] = f"{where}: {reason}" if where else reason
+
+    def problems(self) -> list[str]:
+        """One line per left-out entity: ``topic 'x' skipped: table.mappings.2.type: ...``."""
+        return [
+            f"{KIND_LABELS[kind]} {name!r} skipped: invalid registry row ({reason})"
+            for kind in KINDS
+            for name, reason in sorted(self.reasons[kind].items())
+        ]
+
+    def repair(self, diff: RegistryDiff, new: RegistryDocument) -> RegistryDiff:
+        """Make ``diff`` rewrite (or remove) every left-out entity instead of adding it again."""
+        kinds: dict[str, KindDiff] = {}
+        for kind, kind_diff in diff.kinds():
+            bad = self.reasons[kind]
+            if not bad:
+                kinds[kind] = kind_diff
+                continue
+            wanted = {item.name for item in getattr(new, kind)}
+            fields = _MODELS[kind].model_fields.items()
+            every_field = tuple(info.alias or name for name, info in fields)
+            changed = dict(kind_diff.changed)
+            changed.update({name: every_field for name in bad if name in wanted})
+            kinds[kind] = KindDiff(
+                added=tuple(n for n in kind_diff.added if n not in bad),
+                changed=dict(sorted(changed.items())),
+                removed=tuple(sorted({*kind_diff.removed, *(n for n in bad if n not in wanted)})),
+            )
+        return RegistryDiff(**kinds)
 
 
 @contextmanager
@@ -224,6 +282,7 @@ def _dumps(value: Any) -> str:
 
 def _read_state(connection: Connection) -> _State:
     execute = connection.execute
+    invalid = InvalidRows()
     revision = int(execute(select(func.max(registry_revisions.c.revision))).scalar() or 0)
 
     latest = (
@@ -251,15 +310,13 @@ def _read_state(connection: Connection) -> _State:
         )
     }
 
-    endpoints: dict[int, list[ApiEndpoint]] = defaultdict(list)
+    endpoints: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in execute(
         select(
             topic_api_endpoints.c.topic_id, topic_api_endpoints.c.path, topic_api_endpoints.c.method
         ).order_by(topic_api_endpoints.c.topic_id, topic_api_endpoints.c.position)
     ):
-        endpoints[row.topic_id].append(
-            ApiEndpoint.model_validate({"path": row.path, "method": row.method})
-        )
+        endpoints[row.topic_id].append({"path": row.path, "method": row.method})
 
     mappings: dict[int, list[dict[str, Any]]] = defaultdict(list)
     m = topic_field_mappings.c
@@ -283,20 +340,18 @@ def _read_state(connection: Connection) -> _State:
             }
         )
 
-    tables: dict[int, TableConfig] = {}
+    tables: dict[int, dict[str, Any]] = {}
     for row in execute(select(topic_table_configs)):
-        tables[row.topic_id] = TableConfig.model_validate(
-            {
-                "data_source": row.data_source,
-                "schema": row.schema_name,
-                "name": row.table_name,
-                "upsert_key": json.loads(row.upsert_key),
-                "time_column": row.time_column,
-                "max_lag_messages": row.max_lag_messages,
-                "freshness_minutes": row.freshness_minutes,
-                "mappings": mappings.get(row.id, ()),
-            }
-        )
+        tables[row.topic_id] = {
+            "data_source": row.data_source,
+            "schema": row.schema_name,
+            "name": row.table_name,
+            "upsert_key": json.loads(row.upsert_key),
+            "time_column": row.time_column,
+            "max_lag_messages": row.max_lag_messages,
+            "freshness_minutes": row.freshness_minutes,
+            "mappings": mappings.get(row.id, ()),
+        }
 
     topics: list[Topic] = []
     topic_ids: dict[str, int] = {}
@@ -304,22 +359,24 @@ def _read_state(connection: Connection) -> _State:
     for row in execute(select(kafka_topics)):
         topic_ids[row.name] = row.id
         topic_names[row.id] = row.name
-        topics.append(
-            Topic.model_validate(
-                {
-                    "name": row.name,
-                    "category": row.category,
-                    "source": row.source,
-                    "datatype": row.datatype,
-                    "description": row.description,
-                    "partitions": row.partitions,
-                    "retention_days": row.retention_days,
-                    "active": bool(row.active),
-                    "api_endpoints": endpoints.get(row.id, ()),
-                    "schema": schemas.get(row.id, (0, None))[1],
-                    "table": tables.get(row.id),
-                }
-            )
+        invalid.check(
+            topics,
+            "topics",
+            row.name,
+            Topic,
+            {
+                "name": row.name,
+                "category": row.category,
+                "source": row.source,
+                "datatype": row.datatype,
+                "description": row.description,
+                "partitions": row.partitions,
+                "retention_days": row.retention_days,
+                "active": bool(row.active),
+                "api_endpoints": endpoints.get(row.id, ()),
+                "schema": schemas.get(row.id, (0, None))[1],
+                "table": tables.get(row.id),
+            },
         )
 
     roles: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -329,70 +386,74 @@ def _read_state(connection: Connection) -> _State:
     ):
         roles[row.stage_id][row.role].append(topic_names[row.topic_id])
 
-    stages: dict[int, list[Stage]] = defaultdict(list)
+    stages: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in execute(
         select(pipeline_stages).order_by(pipeline_stages.c.flow_id, pipeline_stages.c.stage_order)
     ):
         stage_roles = roles.get(row.id, {})
         stages[row.flow_id].append(
-            Stage.model_validate(
-                {
-                    "name": row.name,
-                    "service": row.service_name,
-                    "description": row.description,
-                    "inputs": stage_roles.get("input", ()),
-                    "outputs": stage_roles.get("output", ()),
-                    "errors": stage_roles.get("error", ()),
-                }
-            )
+            {
+                "name": row.name,
+                "service": row.service_name,
+                "description": row.description,
+                "inputs": stage_roles.get("input", ()),
+                "outputs": stage_roles.get("output", ()),
+                "errors": stage_roles.get("error", ()),
+            }
         )
 
     flows: list[Flow] = []
     flow_ids: dict[str, int] = {}
     for row in execute(select(pipeline_flows)):
         flow_ids[row.name] = row.id
-        flows.append(
-            Flow.model_validate(
-                {
-                    "name": row.name,
-                    "description": row.description,
-                    "priority": row.priority,
-                    "active": bool(row.active),
-                    "stages": stages.get(row.id, ()),
-                }
-            )
+        invalid.check(
+            flows,
+            "flows",
+            row.name,
+            Flow,
+            {
+                "name": row.name,
+                "description": row.description,
+                "priority": row.priority,
+                "active": bool(row.active),
+                "stages": stages.get(row.id, ()),
+            },
         )
 
     sources: list[DataSource] = []
     data_source_ids: dict[str, int] = {}
     for row in execute(select(data_sources)):
         data_source_ids[row.name] = row.id
-        sources.append(
-            DataSource.model_validate(
-                {
-                    "name": row.name,
-                    "kind": row.kind,
-                    "url_env": row.url_env,
-                    "description": row.description,
-                }
-            )
+        invalid.check(
+            sources,
+            "data_sources",
+            row.name,
+            DataSource,
+            {
+                "name": row.name,
+                "kind": row.kind,
+                "url_env": row.url_env,
+                "description": row.description,
+            },
         )
 
     pipeline_list: list[Pipeline] = []
     pipeline_ids: dict[str, int] = {}
     for row in execute(select(pipelines)):
         pipeline_ids[row.name] = row.id
-        pipeline_list.append(
-            Pipeline.model_validate(
-                {
-                    "name": row.name,
-                    "description": row.description,
-                    "mode": row.mode,
-                    "schedule": row.schedule,
-                    "status": row.status,
-                    "graph": json.loads(row.graph),
-                }
-            )
+        invalid.check(
+            pipeline_list,
+            "pipelines",
+            row.name,
+            Pipeline,
+            {
+                "name": row.name,
+                "description": row.description,
+                "mode": row.mode,
+                "schedule": row.schedule,
+                "status": row.status,
+                "graph": _loads(row.graph),
+            },
         )
 
     document = RegistryDocument(
@@ -409,23 +470,32 @@ def _read_state(connection: Connection) -> _State:
         flow_ids=flow_ids,
         data_source_ids=data_source_ids,
         pipeline_ids=pipeline_ids,
+        invalid=invalid,
     )
 
 
-def read_document(bind: Engine | Connection) -> RegistryDocument:
+def read_document(bind: Engine | Connection, problems: list[str] | None = None) -> RegistryDocument:
     """Read the whole registry as a canonical document (latest schema version of each topic).
+
+    An entity whose stored rows no longer validate (edited by hand in SQL, say) is left out
+    rather than failing the whole read; a line saying why goes to ``problems``.
 
     Args:
         bind: Engine (a connection is opened and closed) or an open connection of the registry.
+        problems: Receives one line per entity left out.
 
     Returns:
         The registry, every top-level list sorted by name.
     """
     with _gc_paused():
         if isinstance(bind, Connection):
-            return _read_state(bind).document
-        with bind.connect() as connection:
-            return _read_state(connection).document
+            state = _read_state(bind)
+        else:
+            with bind.connect() as connection:
+                state = _read_state(connection)
+    if problems is not None:
+        problems.extend(state.invalid.problems())
+    return state.document
 
 
 # ------------------------------------------------------------------------------------- import
@@ -887,7 +957,7 @@ def import_document(
     _check_references(new)
     with _gc_paused(), engine.connect() as connection:
         state = _read_state(connection)
-        diff = diff_documents(state.document, new)
+        diff = state.invalid.repair(diff_documents(state.document, new), new)
         if diff.is_empty or dry_run:
             connection.rollback()
             return ImportResult(diff=diff, revision=None)
