@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -68,15 +69,35 @@ def demo_registry_path() -> Path:
 
 
 def broker_answers(kafka_config: dict[str, str], timeout: float = 3.0) -> bool:
-    """Return True when a Kafka broker answers a metadata request within ``timeout`` seconds."""
+    """Return True when a Kafka broker answers a metadata request within ``timeout`` seconds.
+
+    A bootstrap server that does not even accept a TCP connection is ruled out first, so that an
+    absent broker costs no client (and no librdkafka connection-refused log lines).
+    """
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    if not _any_accepts(kafka_config.get("bootstrap.servers", ""), timeout=min(timeout, 1.0)):
+        return False
     try:
         AdminClient(dict(kafka_config)).list_topics(timeout=timeout)
     except KafkaException:
         return False
     return True
+
+
+def _any_accepts(bootstrap: str, timeout: float) -> bool:
+    for server in filter(None, (part.strip() for part in bootstrap.split(","))):
+        server = server.split("://", 1)[-1]
+        host, _, port = server.rpartition(":")
+        if not port.isdigit():
+            return True  # not host:port: let the client decide
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @dataclass
@@ -216,8 +237,13 @@ def _stopping(callback: Callable[[], None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the stack runs (main thread only)."""
+def _interrupt_signals() -> Iterator[None]:
+    """Make SIGINT and SIGTERM raise ``KeyboardInterrupt`` while the stack runs (main thread).
+
+    SIGINT is set explicitly because a shell without job control starts background commands
+    with SIGINT ignored, and children would inherit that: ``dagster dev`` would then ignore the
+    SIGINT it is stopped with.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -225,11 +251,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def run_dev_stack(
@@ -272,7 +300,7 @@ def run_dev_stack(
         progress(f"{name} not set: using {url}")
     settings = load_settings()
     try:
-        with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+        with _interrupt_signals(), contextlib.ExitStack() as stack:
             if broker_answers(settings.kafka_config()):
                 progress(f"using the Kafka broker at {settings.kafka_bootstrap_servers}")
             else:
