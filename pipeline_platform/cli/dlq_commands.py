@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from pipeline_platform.cli.output import CommandError, print_json, print_table
+from pipeline_platform.cli.query_commands import load_registry_document
 from pipeline_platform.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -35,24 +36,6 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--limit", type=int, default=None, help="at most this many per topic")
     replay.add_argument("--json", action="store_true", help="print JSON")
     replay.set_defaults(handler=_replay)
-
-
-def _document(settings: Settings) -> RegistryDocument:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from pipeline_platform.registry.database import create_registry_engine
-    from pipeline_platform.registry.store import read_document
-
-    engine = create_registry_engine(settings.registry_url)
-    try:
-        return read_document(engine)
-    except SQLAlchemyError as error:
-        where = make_url(settings.registry_url).render_as_string(hide_password=True)
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        raise CommandError(f"cannot read the registry at {where}: {reason}") from None
-    finally:
-        engine.dispose()
 
 
 def _topics(document: RegistryDocument, name: str | None) -> list[Topic]:
@@ -92,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
     from pipeline_platform.ingestion.service import list_dead_letters
 
     settings = load_settings()
-    document = _document(settings)
+    document = load_registry_document(settings)
     records = []
     for topic in _topics(document, args.topic):
         assert topic.table is not None
@@ -128,7 +111,7 @@ def _replay(args: argparse.Namespace) -> int:
     from pipeline_platform.ingestion.service import replay_dead_letters
 
     settings = load_settings()
-    document = _document(settings)
+    document = load_registry_document(settings)
     run_id = f"dlq-replay-{uuid.uuid4().hex[:12]}"
     results = []
     for topic in _topics(document, args.topic):
