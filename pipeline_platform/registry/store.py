@@ -9,11 +9,9 @@ adds a version, and a ``registry_revisions`` row records who changed what and wh
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +40,7 @@ from pipeline_platform.registry.document import (
     Topic,
     record_to_data,
 )
+from pipeline_platform.registry.gc_pause import gc_paused
 from pipeline_platform.registry.models import (
     data_sources,
     kafka_topic_schemas,
@@ -260,18 +259,6 @@ class InvalidRows:
         return RegistryDiff(**kinds)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many acyclic objects are built."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -487,7 +474,7 @@ def read_document(bind: Engine | Connection, problems: list[str] | None = None) 
     Returns:
         The registry, every top-level list sorted by name.
     """
-    with _gc_paused():
+    with gc_paused():
         if isinstance(bind, Connection):
             state = _read_state(bind)
         else:
@@ -955,7 +942,7 @@ def import_document(
     """
     new = document.canonical()
     _check_references(new)
-    with _gc_paused(), engine.connect() as connection:
+    with gc_paused(), engine.connect() as connection:
         state = _read_state(connection)
         diff = state.invalid.repair(diff_documents(state.document, new), new)
         if diff.is_empty or dry_run:

@@ -7,7 +7,6 @@ references, cycles, pipeline graphs, cron strings, module configs) run over the 
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pipeline_platform.registry.document import (
     RegistryDocument,
     Topic,
 )
+from pipeline_platform.registry.gc_pause import gc_paused
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -93,13 +93,8 @@ def load_yaml_text(text: str) -> Any:
     Raises:
         yaml.YAMLError: when the text is not valid YAML.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return yaml.load(text, Loader=_SAFE_LOADER)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def read_registry_file(path: str | Path) -> Any:

@@ -7,14 +7,12 @@ export → import → export is byte-identical.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import yaml
 
 from pipeline_platform.registry.document import DOCUMENT_VERSION, RegistryDocument, record_to_data
+from pipeline_platform.registry.gc_pause import gc_paused
 from pipeline_platform.registry.validation import (
     Problem,
     RegistryValidationError,
@@ -27,17 +25,6 @@ _WIDTH = 1_000_000
 # libyaml's emitter when available; it writes the same bytes as yaml.SafeDumper, several times
 # faster (a 5,000-topic registry: about 2 s instead of 8 s).
 _SAFE_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def document_to_data(document: RegistryDocument) -> dict[str, Any]:
@@ -67,7 +54,7 @@ def dump_document(document: RegistryDocument) -> str:
     Returns:
         Stable YAML: same registry, same bytes.
     """
-    with _gc_paused():
+    with gc_paused():
         return yaml.dump(
             document_to_data(document),
             Dumper=_SAFE_DUMPER,
