@@ -1,12 +1,12 @@
 """Sensors: Kafka lag → ingestion runs, and registry revision → code location reload.
 
-Both sensors keep a tick short: every external call has a timeout, the Kafka sensor stops polling
-when its time budget is spent and resumes where it stopped on the next tick (round robin).
+Both sensors keep a tick short: every external call has a timeout, and the Kafka sensor reads the
+lag of all its tables with a constant number of round trips per tick (one offsets query per
+warehouse, one metadata request, batched ListOffsets), so a tick does not grow with tables.
 """
 
 import hashlib
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +36,7 @@ class LagSensorOptions:
 
     Attributes:
         interval_seconds: Minimum seconds between ticks.
-        lag_timeout_seconds: Timeout of one ``read_lag`` call.
-        tick_budget_seconds: Stop polling topics after this long; resume on the next tick.
+        lag_timeout_seconds: Broker timeout of the one batched lag read of a tick.
         min_lag_messages: Lag (messages) from which a table gets a run.
         max_messages_per_run: Cap on messages per table per run (run config).
         max_runs_per_tick: Most run requests per tick (largest lag first).
@@ -45,7 +44,6 @@ class LagSensorOptions:
 
     interval_seconds: int = 30
     lag_timeout_seconds: float = 5.0
-    tick_budget_seconds: float = 40.0
     min_lag_messages: int = 1
     max_messages_per_run: int | None = 1_000_000
     max_runs_per_tick: int = 100
@@ -86,67 +84,63 @@ def evaluate_lag(
     warehouse: WarehouseResource,
     kafka: KafkaResource,
     options: LagSensorOptions,
-    read_lag: Callable[..., Mapping[int, Any]] | None = None,
+    read_lags: Callable[..., Mapping[str, Mapping[int, Any]]] | None = None,
     broker_unavailable: type[Exception] | None = None,
 ) -> dg.SensorResult:
     """One tick of a Kafka lag sensor.
 
-    Reads the lag of each table's topic (stored offset → end offset per partition), observes it
-    on the topic asset and requests an ingestion run for each lagging table that has no run in
-    flight. Stops with a ``SkipReason`` naming the brokers when they are unreachable.
+    Reads the lag of every active table's topic (stored offset → end offset per partition) in
+    one batched call, observes it on the topic asset and requests an ingestion run for each
+    lagging table that has no run in flight. Stops with a ``SkipReason`` naming the brokers when
+    they are unreachable.
 
     Args:
-        context: The sensor context (cursor = index of the next table to poll).
+        context: The sensor context.
         targets: The tables this sensor watches.
         warehouse: Where stored offsets are kept.
         kafka: The brokers.
         options: Polling limits.
-        read_lag: The lag reader; the ingestion service's ``read_lag`` by default.
-        broker_unavailable: The exception ``read_lag`` raises when brokers are down.
+        read_lags: The batched lag reader; the ingestion service's ``read_lags`` by default.
+        broker_unavailable: The exception ``read_lags`` raises when brokers are down.
 
     Returns:
         Run requests and lag observations, or a skip reason.
     """
-    if read_lag is None or broker_unavailable is None:
+    if read_lags is None or broker_unavailable is None:
         from pipeline_platform.ingestion import service
 
-        read_lag = read_lag or service.read_lag
+        read_lags = read_lags or service.read_lags
         broker_unavailable = broker_unavailable or service.BrokerUnavailable
     if not targets:
         return dg.SensorResult(skip_reason=dg.SkipReason("No ingested tables in the registry"))
-    start = _cursor_index(context.cursor, len(targets))
-    deadline = time.monotonic() + options.tick_budget_seconds
-    kafka_config = kafka.client_config()
+    active = [target for target in targets if target.topic.active]
+    failures: dict[str, Exception] = {}
+    urls = _warehouse_urls(warehouse, active, failures)
     in_flight = _in_flight_tables(context.instance)
+    try:
+        lags = read_lags(
+            [target.topic for target in active if target.topic.name not in failures],
+            warehouse_urls=urls,
+            kafka_config=kafka.client_config(),
+            timeout=options.lag_timeout_seconds,
+            errors=failures,
+        )
+    except broker_unavailable as error:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                f"Kafka brokers {kafka.describe()} unreachable ({error}); no lag read, "
+                "no run requested. Retrying on the next tick."
+            )
+        )
     observations: list[dg.AssetObservation] = []
     lagging: list[tuple[int, TableTarget, Mapping[int, Any]]] = []
     errors: list[str] = []
-    polled = 0
-    for offset in range(len(targets)):
-        if polled and time.monotonic() > deadline:
-            break
-        target = targets[(start + offset) % len(targets)]
-        polled += 1
-        if not target.topic.active:
+    for target in active:
+        failure = failures.get(target.topic.name)
+        if failure is not None:
+            errors.append(f"{target.key.to_user_string()}: {type(failure).__name__}: {failure}")
             continue
-        try:
-            lag = read_lag(
-                target.topic,
-                warehouse_url=warehouse.url_for(target.table.data_source, target.data_source),
-                kafka_config=kafka_config,
-                timeout=options.lag_timeout_seconds,
-            )
-        except broker_unavailable as error:
-            return dg.SensorResult(
-                skip_reason=dg.SkipReason(
-                    f"Kafka brokers {kafka.describe()} unreachable ({error}); no lag read, "
-                    "no run requested. Retrying on the next tick."
-                ),
-                asset_events=observations,
-            )
-        except Exception as error:
-            errors.append(f"{target.key.to_user_string()}: {type(error).__name__}: {error}")
-            continue
+        lag = lags.get(target.topic.name, {})
         total = sum(max(0, p.end - p.stored) for p in lag.values())
         observations.append(
             dg.AssetObservation(
@@ -176,22 +170,32 @@ def evaluate_lag(
         )
         for _, target, lag in lagging[: options.max_runs_per_tick]
     ]
-    cursor = str((start + polled) % len(targets))
     if requests:
-        return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=cursor)
-    reason = f"No table lagging among {polled} polled"
+        return dg.SensorResult(run_requests=requests, asset_events=observations)
+    reason = f"No table lagging among {len(targets)} polled"
     if errors:
         reason += f"; lag not read for {len(errors)} table(s): {errors[0]}"
-    return dg.SensorResult(
-        skip_reason=dg.SkipReason(reason), asset_events=observations, cursor=cursor
-    )
+    return dg.SensorResult(skip_reason=dg.SkipReason(reason), asset_events=observations)
 
 
-def _cursor_index(cursor: str | None, size: int) -> int:
-    try:
-        return int(cursor or 0) % size
-    except ValueError:
-        return 0
+def _warehouse_urls(
+    warehouse: WarehouseResource,
+    targets: Sequence[TableTarget],
+    failures: dict[str, Exception],
+) -> dict[str, str]:
+    """Return data source name → URL once per data source; failures go by topic name."""
+    urls: dict[str, str] = {}
+    broken: dict[str, Exception] = {}
+    for target in targets:
+        name = target.table.data_source
+        if name not in urls and name not in broken:
+            try:
+                urls[name] = warehouse.url_for(name, target.data_source)
+            except Exception as error:
+                broken[name] = error
+        if name in broken:
+            failures[target.topic.name] = broken[name]
+    return urls
 
 
 def build_kafka_sensors(

@@ -27,6 +27,7 @@ from pipeline_platform.ingestion.decode import (
     compile_validator,
     transform_batch,
 )
+from pipeline_platform.ingestion.lag import PartitionLag, read_lags
 from pipeline_platform.ingestion.mapping import CompiledMapping, compile_mapping
 from pipeline_platform.ingestion.reader import (
     BrokerUnavailable,
@@ -59,6 +60,7 @@ __all__ = [
     "ingest_table",
     "list_dead_letters",
     "read_lag",
+    "read_lags",
     "replay_dead_letters",
 ]
 
@@ -86,19 +88,6 @@ class IngestionResult:
     lag_left: int
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
     gaps: int = 0
-
-
-@dataclass(frozen=True)
-class PartitionLag:
-    """A partition's stored next offset (or where ingestion would start) and its end offset."""
-
-    stored: int
-    end: int
-
-    @property
-    def lag(self) -> int:
-        """Messages not yet ingested."""
-        return max(0, self.end - self.stored)
 
 
 @dataclass(frozen=True)
@@ -451,7 +440,7 @@ def read_lag(
     kafka_config: dict[str, str],
     timeout: float = 5.0,
 ) -> dict[int, PartitionLag]:
-    """Return each partition's stored offset and end offset, quickly (for sensors).
+    """Return each partition's stored offset and end offset (one topic; see ``read_lags``).
 
     Args:
         topic: The topic (with its table configuration).
@@ -467,35 +456,17 @@ def read_lag(
         BrokerUnavailable: The broker did not answer within ``timeout``.
     """
     table = _table_of(topic)
-    stored = _stored_offsets(warehouse_url, asset_key_of(table), topic.name)
-    config = consumer_config(kafka_config, group_id_for(table.data_source, table.name))
-    config["enable.partition.eof"] = False
-    consumer = Consumer(config)
-    try:
-        deadline = time.monotonic() + timeout
-        partitions = _partitions_with_deadline(consumer, topic.name, timeout)
-        marks = watermarks(consumer, topic.name, partitions, max(0.1, deadline - time.monotonic()))
-    finally:
-        consumer.close()
-    return {
-        p: PartitionLag(stored=max(stored.get(p, low), low), end=high)
-        for p, (low, high) in marks.items()
-    }
-
-
-def _partitions_with_deadline(consumer: Consumer, topic: str, timeout: float) -> list[int]:
-    from pipeline_platform.ingestion.reader import partitions_of
-
-    return partitions_of(consumer, topic, timeout)
-
-
-def _stored_offsets(warehouse_url: str, asset_key: str, topic: str) -> dict[int, int]:
-    warehouse = connect_warehouse(warehouse_url)
-    try:
-        warehouse.ensure_state_tables()
-        return warehouse.read_offsets(asset_key, topic)
-    finally:
-        warehouse.close()
+    errors: dict[str, Exception] = {}
+    lags = read_lags(
+        [topic],
+        warehouse_urls={table.data_source: warehouse_url},
+        kafka_config=kafka_config,
+        timeout=timeout,
+        errors=errors,
+    )
+    if topic.name in errors:
+        raise errors[topic.name]
+    return lags[topic.name]
 
 
 def _select_dead_letters(

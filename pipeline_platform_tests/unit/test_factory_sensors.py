@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -51,14 +52,21 @@ def _evaluate(
     lags: Mapping[str, Mapping[int, Lag]] | Exception,
     cursor: str | None = None,
     options: LagSensorOptions | None = None,
+    failures: Mapping[str, Exception] | None = None,
+    calls: list[dict[str, Any]] | None = None,
 ) -> dg.SensorResult:
-    calls: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = [] if calls is None else calls
 
-    def read_lag(topic: Any, **kwargs: Any) -> Mapping[int, Lag]:
-        calls.append({"topic": topic.name, **kwargs})
+    def read_lags(topics: Any, **kwargs: Any) -> Mapping[str, Mapping[int, Lag]]:
+        seen.append({"topics": [t.name for t in topics], **kwargs})
         if isinstance(lags, Exception):
             raise lags
-        return lags.get(topic.name, {0: Lag(5, 5)})
+        kwargs["errors"].update(failures or {})
+        return {
+            t.name: lags.get(t.name, {0: Lag(5, 5)})
+            for t in topics
+            if t.name not in kwargs["errors"]
+        }
 
     context = dg.build_sensor_context(instance=instance, cursor=cursor)
     result = evaluate_lag(
@@ -67,10 +75,11 @@ def _evaluate(
         warehouse=WarehouseResource(url="sqlite:///w.db"),
         kafka=KafkaResource(bootstrap_servers="broker:9092"),
         options=options or LagSensorOptions(max_messages_per_run=500),
-        read_lag=read_lag,
+        read_lags=read_lags,
         broker_unavailable=BrokerDown,
     )
-    assert all(call["timeout"] > 0 for call in calls)
+    assert len(seen) == 1  # one batched read per tick, whatever the number of tables
+    assert all(call["timeout"] > 0 for call in seen)
     return result
 
 
@@ -108,18 +117,70 @@ def test_run_key_changes_with_the_offset_range(targets) -> None:
     assert run_key_for(key, {0: Lag(0, 10)}) == run_key_for(key, {0: Lag(0, 10)})
 
 
-def test_no_lag_skips_and_advances_cursor(instance, targets) -> None:
+def test_no_lag_skips(instance, targets) -> None:
     result = _evaluate(instance, targets, {}, cursor="1")
     assert result.skip_reason is not None
     assert "No table lagging among 3 polled" in result.skip_reason.skip_message
-    assert result.cursor == "1"
+    assert len(result.asset_events) == 3
 
 
-def test_tick_budget_resumes_round_robin(instance, targets) -> None:
-    options = LagSensorOptions(tick_budget_seconds=0.0)
-    result = _evaluate(instance, targets, {}, cursor="2", options=options)
-    assert len(result.asset_events) == 1  # one table per tick with an exhausted budget
-    assert result.cursor == "0"
+def test_one_batched_read_for_all_tables_grouped_by_data_source(instance, targets) -> None:
+    calls: list[dict[str, Any]] = []
+    _evaluate(instance, targets, {}, calls=calls)
+    [call] = calls
+    assert sorted(call["topics"]) == sorted(t.topic.name for t in targets)
+    assert call["warehouse_urls"] == {"warehouse": "sqlite:///w.db"}
+    assert call["kafka_config"]["bootstrap.servers"] == "broker:9092"
+
+
+def test_per_table_failures_are_reported_and_others_still_run(instance, targets) -> None:
+    lags = {"device.network.wifi.raw": {0: Lag(0, 7)}}
+    failures = {"device.audio.raw": RuntimeError("offsets table unreadable")}
+    result = _evaluate(instance, targets, lags, failures=failures)
+    [request] = result.run_requests
+    assert request.tags[naming.TOPIC_TAG] == "device.network.wifi.raw"
+    observed = {e.asset_key.to_user_string() for e in result.asset_events}
+    assert "kafka/device.audio.raw" not in observed
+    assert len(observed) == 2
+    no_lag = _evaluate(instance, targets, {}, failures=failures)
+    message = no_lag.skip_reason.skip_message
+    assert "lag not read for 1 table(s)" in message
+    assert "RuntimeError: offsets table unreadable" in message
+
+
+def test_inactive_topics_and_in_flight_tables_get_no_run(instance, targets) -> None:
+    wifi = next(t for t in targets if t.topic.name == "device.network.wifi.raw")
+    inactive = dataclasses.replace(wifi, topic=wifi.topic.model_copy(update={"active": False}))
+    others = tuple(t for t in targets if t is not wifi)
+    calls: list[dict[str, Any]] = []
+    lags = {t.topic.name: {0: Lag(0, 3)} for t in targets}
+    result = _evaluate(instance, (inactive, *others), lags, calls=calls)
+    assert "device.network.wifi.raw" not in calls[0]["topics"]
+    assert {r.tags[naming.TOPIC_TAG] for r in result.run_requests} == {t.topic.name for t in others}
+    busy = others[0]
+    instance.add_run(
+        dg.DagsterRun(
+            job_name=naming.INGESTION_JOB_NAME,
+            run_id="busy",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={naming.TABLE_TAG: busy.key.to_user_string()},
+        )
+    )
+    again = _evaluate(instance, targets, lags)
+    assert busy.key.to_user_string() not in {r.tags[naming.TABLE_TAG] for r in again.run_requests}
+    assert len(again.run_requests) == 2
+
+
+def test_unknown_data_source_is_a_per_table_failure(instance, targets) -> None:
+    wifi = next(t for t in targets if t.topic.name == "device.network.wifi.raw")
+    table = wifi.table.model_copy(update={"data_source": "elsewhere"})
+    topic = wifi.topic.model_copy(update={"table": table})
+    moved = dataclasses.replace(wifi, topic=topic, table=table, data_source=None)
+    others = tuple(t for t in targets if t is not wifi)
+    calls: list[dict[str, Any]] = []
+    result = _evaluate(instance, (moved, *others), {}, calls=calls)
+    assert "device.network.wifi.raw" not in calls[0]["topics"]
+    assert "Data source 'elsewhere' is not in the registry" in result.skip_reason.skip_message
 
 
 def test_sensor_definition_runs_with_definitions(instance, targets) -> None:
