@@ -37,6 +37,12 @@ WarehouseUrls = Mapping[str, str] | Callable[[str], str]
 
 StoredKey = tuple[str, str]  # (asset_key, topic)
 
+LIST_OFFSETS_CHUNK = 500
+"""Partitions per ListOffsets call. One call over many partitions costs more than linearly
+(mock broker, 1,000 topics x 4 partitions, earliest + latest: one call per spec 0.46-0.52 s,
+chunks of 1,000 0.30-0.39 s, chunks of 500 0.29-0.31 s). All chunks are sent before any answer
+is awaited, so they still take one round trip."""
+
 
 @dataclass(frozen=True)
 class PartitionLag:
@@ -231,8 +237,11 @@ def _watermarks(
     )
     admin = AdminClient(admin_config(kafka_config))
     try:
-        # All topics in one request: naming topics could auto-create them on some brokers.
-        metadata = admin.list_topics(timeout=timeout)
+        # One request: for the one topic of ``read_lag``, or for all topics of the cluster
+        # (librdkafka names at most one topic per call). ``allow.auto.create.topics`` is off,
+        # so naming a missing topic does not create it.
+        only = topic_names[0] if len(topic_names) == 1 else None
+        metadata = admin.list_topics(topic=only, timeout=timeout)
     except KafkaException as error:
         raise BrokerUnavailable(f"Kafka did not answer within {timeout:g} s: {error}") from error
     marks: dict[str, dict[int, tuple[int, int]]] = {}
@@ -251,17 +260,20 @@ def _watermarks(
     if not partitions:
         return marks
     left = max(0.1, deadline - time.monotonic())
+    lows: dict[TopicPartition, Future[Any]] = {}
+    highs: dict[TopicPartition, Future[Any]] = {}
     try:
-        lows = admin.list_offsets(
-            {tp: OffsetSpec.earliest() for tp in partitions},
-            isolation_level=isolation,
-            request_timeout=left,
-        )
-        highs = admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in partitions},
-            isolation_level=isolation,
-            request_timeout=left,
-        )
+        # Every request is sent before any answer is awaited: the chunks travel concurrently.
+        for start in range(0, len(partitions), LIST_OFFSETS_CHUNK):
+            chunk = partitions[start : start + LIST_OFFSETS_CHUNK]
+            for spec, futures in ((OffsetSpec.earliest, lows), (OffsetSpec.latest, highs)):
+                futures.update(
+                    admin.list_offsets(
+                        {tp: spec() for tp in chunk},
+                        isolation_level=isolation,
+                        request_timeout=left,
+                    )
+                )
     except KafkaException as error:
         raise BrokerUnavailable(f"Kafka did not return offsets: {error}") from error
     pending: list[Future[Any]] = [*lows.values(), *highs.values()]

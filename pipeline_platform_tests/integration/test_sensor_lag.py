@@ -22,7 +22,7 @@ from pipeline_platform.factory.sensors import (
 )
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
-from pipeline_platform.ingestion.service import ingest_table
+from pipeline_platform.ingestion.service import ingest_table, read_lag
 from pipeline_platform.ingestion.warehouse import postgres_conninfo
 from pipeline_platform.registry.document import Topic
 from pipeline_platform.resources import KafkaResource, WarehouseResource
@@ -226,3 +226,12 @@ def test_read_lags_across_warehouses_in_one_call(
 
 def _kafka(bootstrap: str) -> dict[str, str]:
     return {"bootstrap.servers": bootstrap}
+
+
+def test_read_lag_of_a_missing_topic_is_empty_and_does_not_create_it(
+    kafka_bootstrap: str, postgres_url: str
+) -> None:
+    missing = make_topic()
+    lag = read_lag(missing, warehouse_url=postgres_url, kafka_config=_kafka(kafka_bootstrap))
+    assert lag == {}
+    assert missing.name not in broker_topics(kafka_bootstrap)
