@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import dagster as dg
@@ -137,15 +138,27 @@ class RegistryTranslator:
             group_name: The asset group chosen for the topic.
 
         Returns:
-            An ``AssetSpec`` keyed ``kafka/<topic name>`` of kind ``kafka``.
+            An ``AssetSpec`` keyed ``kafka/<topic name>`` of kind ``kafka``. Category, source
+            and datatype are tags (metadata only when not a valid tag value); partitions,
+            retention and, for a topic written by a stage, its stage, service and flow are
+            metadata (``role`` only for an error topic; ``producers`` when several stages write
+            it). Nothing is stated twice: the snapshot the code server sends grows with every
+            byte repeated per asset.
         """
         deps: list[dg.AssetKey] = [naming.api_key(e.path) for e in topic.api_endpoints]
-        metadata: dict[str, Any] = {
-            "category": topic.category,
-            "source": topic.source,
-            "datatype": topic.datatype,
-            "partitions": topic.partitions,
-        }
+        tags: dict[str, str] = {}
+        metadata: dict[str, Any] = {}
+        for name, value in (
+            ("category", topic.category),
+            ("source", topic.source),
+            ("datatype", topic.datatype),
+        ):
+            # A tag when the value can be one (filterable in the UI), else metadata; never both.
+            if _TAG_VALUE.match(value):
+                tags[name] = value
+            else:
+                metadata[name] = value
+        metadata["partitions"] = topic.partitions
         if not topic.active:
             metadata["active"] = False
         if topic.retention_days is not None:
@@ -155,31 +168,19 @@ class RegistryTranslator:
             deps.extend(naming.topic_key(name) for name in link.stage.inputs)
         if producers:
             first = producers[0]
-            metadata.update(
-                {
-                    "stage": first.stage.name,
-                    "service": first.stage.service,
-                    "flow": first.flow.name,
-                    "role": first.role,
-                }
-            )
+            metadata["stage"] = first.stage.name
+            metadata["service"] = first.stage.service
+            metadata["flow"] = first.flow.name
+            if first.role != "output":
+                metadata["role"] = first.role
             if len(producers) > 1:
                 metadata["producers"] = [
                     {"flow": p.flow.name, "stage": p.stage.name, "service": p.stage.service}
                     for p in producers
                 ]
-        tags = {
-            name: value
-            for name, value in (
-                ("category", topic.category),
-                ("source", topic.source),
-                ("datatype", topic.datatype),
-            )
-            if _TAG_VALUE.match(value)
-        }
         return dg.AssetSpec(
             key=naming.topic_key(topic.name),
-            description=topic.description or f"Kafka topic {topic.name}",
+            description=topic.description or None,
             deps=_unique_keys(deps),
             group_name=group_name,
             kinds={"kafka"},
@@ -198,7 +199,8 @@ class RegistryTranslator:
             group_name: The group of the first topic the endpoint feeds.
 
         Returns:
-            An ``AssetSpec`` under ``api/`` of kind ``api``.
+            An ``AssetSpec`` under ``api/`` of kind ``api``; its description names the methods
+            and the topics (no metadata repeating them).
         """
         path = producers[0][1].path
         methods = sorted({endpoint.method for _, endpoint in producers})
@@ -208,7 +210,6 @@ class RegistryTranslator:
             description=f"{'/'.join(methods)} {path} produces into {', '.join(topics)}",
             group_name=group_name,
             kinds={"api"},
-            metadata={"methods": methods, "topics": topics},
         )
 
     def get_table_spec(
@@ -223,31 +224,25 @@ class RegistryTranslator:
             group_name: The group of the table (its topic's group).
 
         Returns:
-            An ``AssetSpec`` keyed ``<data_source>/<table>`` downstream of ``kafka/<topic>``.
+            An ``AssetSpec`` keyed ``<data_source>/<table>`` downstream of ``kafka/<topic>``, with
+            the column schema (a column's description is its message field when that differs
+            from the column name), table name, write mode and time column. The lag threshold is
+            on the asset check and the freshness window on the freshness policy, not repeated
+            in metadata.
         """
         source_kind = data_source.kind if data_source else "postgresql"
         qualified = f"{table.db_schema}.{table.name}" if table.db_schema else table.name
         columns = [
-            dg.TableColumn(
-                name=mapping.column,
-                type=mapping.type,
-                description=f"from {mapping.source}",
-                constraints=_REQUIRED if mapping.required else None,
-            )
+            _column(mapping.column, mapping.type, mapping.source, mapping.required)
             for mapping in table.mappings
         ]
         metadata: dict[str, Any] = {
             "dagster/column_schema": dg.TableSchema(columns=columns),
             "dagster/table_name": qualified,
-            "upsert_key": list(table.upsert_key),
-            "mode": "upsert" if table.upsert_key else "append",
+            "mode": f"upsert on {', '.join(table.upsert_key)}" if table.upsert_key else "append",
         }
         if table.time_column:
             metadata["time_column"] = table.time_column
-        if table.max_lag_messages is not None:
-            metadata["max_lag_messages"] = table.max_lag_messages
-        if table.freshness_minutes is not None:
-            metadata["freshness_minutes"] = table.freshness_minutes
         freshness = (
             dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=table.freshness_minutes))
             if table.freshness_minutes is not None
@@ -255,7 +250,7 @@ class RegistryTranslator:
         )
         return dg.AssetSpec(
             key=naming.table_key(table.data_source, table.name),
-            description=f"Rows of Kafka topic {topic.name} ingested into {qualified}",
+            description=f"Ingested from Kafka topic {topic.name}",
             deps=[naming.topic_key(topic.name)],
             group_name=group_name,
             kinds={_KIND_BY_SOURCE.get(source_kind, "postgres"), "table"},
@@ -384,6 +379,21 @@ class RegistryTranslator:
             for endpoint in topic.api_endpoints:
                 index.endpoints[naming.api_key(endpoint.path)].append((topic, endpoint))
         return index
+
+
+@lru_cache(maxsize=8192)
+def _column(name: str, type_name: str, source: str, required: bool) -> dg.TableColumn:
+    """Return one (immutable, shared) column of a table schema.
+
+    Registries repeat the same mapping (``device_id``, ``recorded_at``...) in many tables: they
+    share one object instead of building it again per table.
+    """
+    return dg.TableColumn(
+        name=name,
+        type=type_name,
+        description=None if source == name else f"from {source}",
+        constraints=_REQUIRED if required else None,
+    )
 
 
 def _reason(error: Exception) -> str:

@@ -98,13 +98,7 @@ def test_topic_metadata_and_tags(translated: TranslatedRegistry) -> None:
     specs = _specs(translated)
     raw = specs["kafka/device.audio.raw"]
     assert raw.description == "Raw audio chunks from devices"
-    assert raw.metadata == {
-        "category": "device",
-        "source": "audio",
-        "datatype": "raw",
-        "partitions": 3,
-        "retention_days": 7,
-    }
+    assert raw.metadata == {"partitions": 3, "retention_days": 7}
     assert raw.tags == {
         "category": "device",
         "source": "audio",
@@ -115,39 +109,47 @@ def test_topic_metadata_and_tags(translated: TranslatedRegistry) -> None:
     assert vad.metadata["stage"] == "vad-processing"
     assert vad.metadata["service"] == "silero-vad"
     assert vad.metadata["flow"] == "audio-processing"
-    assert vad.metadata["role"] == "output"
+    assert "role" not in vad.metadata  # "output" is the default for a topic a stage writes
     assert specs["kafka/errors.audio.vad"].metadata["role"] == "error"
     assert "retention_days" not in vad.metadata
+    assert set(vad.metadata) == {"partitions", "stage", "service", "flow"}
     orphan = specs["kafka/media.text.transcribed.words"]
     assert orphan.metadata["stage"] == "speech-to-text"
 
 
 def test_api_endpoint_spec(translated: TranslatedRegistry) -> None:
     api = _specs(translated)["api/audio/upload"]
-    assert api.metadata == {
-        "methods": ["POST"],
-        "topics": ["device.audio.raw"],
-    }
+    assert api.metadata == {}
     assert api.description == "POST /audio/upload produces into device.audio.raw"
+
+
+COLUMNS = [
+    ("device_id", "string", False, None),
+    ("recorded_at", "timestamp", False, None),
+    ("ssid", "string", True, "from payload.ssid"),
+    ("signal_dbm", "integer", True, "from payload.rssi"),
+    ("first_tag", "string", True, "from payload.tags[0]"),
+    ("payload", "json", True, None),
+]
 
 
 def test_table_spec(translated: TranslatedRegistry) -> None:
     wifi = _specs(translated)["warehouse/device_network_wifi_raw"]
     schema = wifi.metadata["dagster/column_schema"]
-    assert [(c.name, c.type, c.constraints.nullable) for c in schema.columns] == [
-        ("device_id", "string", False),
-        ("recorded_at", "timestamp", False),
-        ("ssid", "string", True),
-        ("signal_dbm", "integer", True),
-        ("first_tag", "string", True),
-        ("payload", "json", True),
-    ]
-    assert wifi.metadata["dagster/table_name"] == "device_network_wifi_raw"
-    assert wifi.metadata["upsert_key"] == ["device_id", "recorded_at"]
-    assert wifi.metadata["mode"] == "upsert"
-    assert wifi.metadata["max_lag_messages"] == 100000
+    assert [
+        (c.name, c.type, c.constraints.nullable, c.description) for c in schema.columns
+    ] == COLUMNS
+    assert wifi.metadata == {
+        "dagster/column_schema": schema,
+        "dagster/table_name": "device_network_wifi_raw",
+        "mode": "upsert on device_id, recorded_at",
+        "time_column": "recorded_at",
+    }
+    assert wifi.description == "Ingested from Kafka topic device.network.wifi.raw"
     assert wifi.freshness_policy is not None
-    assert [c.key.name for c in translated.table_checks] == ["max_lag_messages"]
+    [check] = translated.table_checks
+    assert check.key.name == "max_lag_messages"
+    assert check.description == "Messages left to ingest after a run stay under 100000"
     words = _specs(translated)["warehouse/transcribed_words"]
     assert words.metadata["mode"] == "append"
     assert words.freshness_policy is None
