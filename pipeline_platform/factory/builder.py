@@ -1,6 +1,6 @@
 """Assemble Dagster ``Definitions`` from a registry snapshot.
 
-The shape does not grow with the registry: one multi-asset over every table, one ingestion job,
+The shape does not grow with the registry: multi-asset parts of 500 tables, one ingestion job,
 one job per flow, a fixed number of Kafka lag sensors and one reload sensor.
 """
 
@@ -203,7 +203,7 @@ def build_definitions(
     jobs: list[dg.UnresolvedAssetJobDefinition] = []
     sensors: list[dg.SensorDefinition] = []
     if translated.tables:
-        assets.append(
+        assets.extend(
             build_ingestion_assets(
                 translated.tables, translated.table_specs, translated.table_checks, ingest
             )

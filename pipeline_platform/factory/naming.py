@@ -58,6 +58,11 @@ def table_key(data_source: str, table: str) -> dg.AssetKey:
     return dg.AssetKey([data_source, table])
 
 
+def ingestion_op_name(part: int) -> str:
+    """Return the op name of one part of the ingestion multi-asset (part 0: ``ingest_tables``)."""
+    return INGESTION_OP_NAME if part == 0 else f"{INGESTION_OP_NAME}_part_{part + 1}"
+
+
 def flow_job_name(group_name: str) -> str:
     """Return the name of the job of a flow's asset group."""
     return f"flow_{group_name}"

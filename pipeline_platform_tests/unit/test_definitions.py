@@ -138,6 +138,53 @@ def test_materialize_reports_numeric_metadata_and_checks() -> None:
     assert calls[0]["kafka_config"] == {"bootstrap.servers": "localhost:9092"}
 
 
+def test_large_registries_ingest_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts bound Dagster's per-node check cost; the ``ingest_tables`` cap applies to all."""
+    from pipeline_platform.factory import assets
+
+    monkeypatch.setattr(assets, "TABLES_PER_PART", 2)
+    calls: list[dict[str, Any]] = []
+
+    def fake_ingest(topic: Topic, **kwargs: Any) -> _Result:
+        calls.append({"topic": topic.name, **kwargs})
+        return _Result(
+            rows_written=1,
+            dead_letters=0,
+            messages=1,
+            seconds=0.1,
+            messages_per_second=10.0,
+            lag_left=0,
+            offsets={},
+        )
+
+    snapshot = RegistrySnapshot(load_document(FIXTURE), "1", "registry")
+    defs = build_definitions(snapshot, ingest=fake_ingest, environ={})
+    job = defs.resolve_job_def(naming.INGESTION_JOB_NAME)
+    parts = {
+        node.name: sorted(
+            k.to_user_string()
+            for k in job.asset_layer.executable_asset_keys
+            if job.asset_layer.get_op_output_handle(k).node_handle.name == node.name
+        )
+        for node in job.graph.nodes
+    }
+    assert parts == {
+        "ingest_tables": ["warehouse/device_audio_raw", "warehouse/device_network_wifi_raw"],
+        "ingest_tables_part_2": ["warehouse/transcribed_words"],
+    }
+    selection = [dg.AssetKey(["warehouse", "transcribed_words"])]
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=selection,
+            run_config={"ops": {naming.INGESTION_OP_NAME: {"config": {"max_messages": 7}}}},
+        )
+        assert result.success
+        [materialization] = result.asset_materializations_for_node("ingest_tables_part_2")
+        assert materialization.asset_key == selection[0]
+    assert [(c["topic"], c["max_messages"]) for c in calls] == [("media.text.transcribed.words", 7)]
+
+
 def test_failed_table_fails_the_run_but_others_materialize() -> None:
     def flaky(topic: Topic, **kwargs: Any) -> _Result:
         if topic.name == "device.audio.raw":
