@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIPELINE_WITH_BROWSER=${PIPELINE_WITH_BROWSER:-1} bash scripts/bootstrap.sh
 echo "== ruff"
-.venv/bin/ruff check pipeline_platform pipeline_platform_tests
+.venv/bin/ruff check pipeline_platform pipeline_platform_tests scripts
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
