@@ -11,6 +11,7 @@ partition EOF ends a partition early instead of waiting; a broker that goes quie
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -166,6 +167,7 @@ def read_batches(
     batch_size: int,
     max_messages: int | None = None,
     idle_timeout: float = 30.0,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[list[RawMessage], dict[int, int]]]:
     """Read the ranges and yield batches.
 
@@ -176,6 +178,8 @@ def read_batches(
         batch_size: Messages per yielded batch (at most).
         max_messages: Stop after this many messages in total.
         idle_timeout: Seconds without any message or EOF before giving up.
+        stop: When set (by another worker's failure), stop reading without yielding the
+            partial batch.
 
     Yields:
         ``(messages, positions)``: the batch as ``(partition, offset, key, value)`` tuples and
@@ -231,6 +235,8 @@ def read_batches(
             finish(partition)
 
     while pending and remaining != 0:
+        if stop is not None and stop.is_set():
+            return
         want = batch_size - len(batch)
         if remaining > 0:
             want = min(want, remaining)

@@ -10,9 +10,10 @@ lag tools work; the database stays the source of truth.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,7 @@ from pipeline_platform.ingestion.reader import (
 from pipeline_platform.ingestion.warehouse import (
     DEAD_LETTERS_TABLE,
     PostgresWarehouse,
+    SqliteWarehouse,
     TargetTable,
     Warehouse,
     asset_key_of,
@@ -133,6 +135,7 @@ def ingest_table(
     decode_options: DecodeOptions | None = None,
     broker_timeout: float = 15.0,
     idle_timeout: float = 30.0,
+    parallelism: int = 2,
 ) -> IngestionResult:
     """Ingest a topic into its table, exactly once, up to the end offsets captured at start.
 
@@ -147,6 +150,10 @@ def ingest_table(
         decode_options: Size limit and key rule; defaults when omitted.
         broker_timeout: Seconds to wait for broker metadata and watermarks.
         idle_timeout: Seconds without messages before the read gives up.
+        parallelism: Workers reading disjoint groups of partitions (round robin), each with
+            its own consumer and database connection; every transaction holds only its own
+            partitions' rows, dead letters and offsets. 1 when the warehouse is SQLite (one
+            writer) or ``max_messages`` is set (one shared count).
 
     Returns:
         The counts, rate, lag left and offset range per partition.
@@ -180,29 +187,65 @@ def ingest_table(
                 f"{sum(max(0, r.end - r.start) for r in ranges.values())} messages to read "
                 f"from {len(ranges)} partitions"
             )
-            pipeline = BatchPipeline(
-                warehouse,
-                target,
-                mapping,
-                validator,
-                options,
-                asset_key=asset_key,
-                topic=topic.name,
-                run_id=run_id,
-                expected=expected,
-                on_commit=lambda updates: _commit_to_kafka(consumer, topic.name, updates),
-                progress=progress,
+            groups = _partition_groups(
+                ranges, _effective_parallelism(parallelism, warehouse, max_messages)
             )
-            totals = pipeline.run(
-                read_batches(
-                    consumer,
-                    topic.name,
-                    ranges,
-                    batch_size=batch_size,
-                    max_messages=max_messages,
-                    idle_timeout=idle_timeout,
+
+            def run_group(
+                group: dict[int, PartitionRange],
+                worker_warehouse: Warehouse,
+                worker_consumer: Consumer,
+                stop: threading.Event | None,
+                worker_progress: Callable[[str], None] | None,
+            ) -> tuple[BatchTotals, dict[int, int | None]]:
+                group_expected = {p: expected[p] for p in group}
+                pipeline = BatchPipeline(
+                    worker_warehouse,
+                    target,
+                    mapping,
+                    validator,
+                    options,
+                    asset_key=asset_key,
+                    topic=topic.name,
+                    run_id=run_id,
+                    expected=group_expected,
+                    on_commit=lambda updates: _commit_to_kafka(
+                        worker_consumer, topic.name, updates
+                    ),
+                    progress=worker_progress,
                 )
-            )
+                group_totals = pipeline.run(
+                    read_batches(
+                        worker_consumer,
+                        topic.name,
+                        group,
+                        batch_size=batch_size,
+                        max_messages=max_messages,
+                        idle_timeout=idle_timeout,
+                        stop=stop,
+                    )
+                )
+                return group_totals, group_expected
+
+            if len(groups) <= 1:
+                totals, moved = run_group(ranges, warehouse, consumer, None, progress)
+                expected.update(moved)
+            else:
+                totals = _run_groups(
+                    groups,
+                    run_group,
+                    expected,
+                    main=(warehouse, consumer),
+                    connect=lambda: (
+                        connect_warehouse(warehouse_url),
+                        Consumer(
+                            consumer_config(
+                                kafka_config, group_id_for(table.data_source, table.name)
+                            )
+                        ),
+                    ),
+                    progress=progress,
+                )
             jumps = _retention_jumps(ranges, expected)
             if jumps:
                 write_batch(
@@ -371,6 +414,119 @@ class BatchPipeline:
                     except Exception:
                         logger.debug("in-flight batch failed during shutdown", exc_info=True)
         return totals
+
+
+def _effective_parallelism(parallelism: int, warehouse: Warehouse, max_messages: int | None) -> int:
+    """Return the worker count: 1 for SQLite (a single writer) and for a message cap."""
+    if isinstance(warehouse, SqliteWarehouse) or max_messages is not None:
+        return 1
+    return max(1, parallelism)
+
+
+def _partition_groups(
+    ranges: Mapping[int, PartitionRange], workers: int
+) -> list[dict[int, PartitionRange]]:
+    """Split the partitions with work round robin into at most ``workers`` groups.
+
+    With one group (or nothing to read) the single group holds every range, as before.
+    """
+    busy = sorted(p for p, r in ranges.items() if r.start < r.end)
+    count = min(workers, len(busy))
+    if count <= 1:
+        return [dict(ranges)]
+    groups: list[dict[int, PartitionRange]] = [{} for _ in range(count)]
+    for index, partition in enumerate(busy):
+        groups[index % count][partition] = ranges[partition]
+    return groups
+
+
+GroupRunner = Callable[
+    [
+        dict[int, PartitionRange],
+        Warehouse,
+        Consumer,
+        threading.Event | None,
+        Callable[[str], None] | None,
+    ],
+    tuple[BatchTotals, dict[int, int | None]],
+]
+
+
+def _run_groups(
+    groups: list[dict[int, PartitionRange]],
+    run_group: GroupRunner,
+    expected: dict[int, int | None],
+    *,
+    main: tuple[Warehouse, Consumer],
+    connect: Callable[[], tuple[Warehouse, Consumer]],
+    progress: Callable[[str], None] | None,
+) -> BatchTotals:
+    """Run each group in its own thread; the first uses ``main``, the others connect their own.
+
+    A failing worker stops the others (they finish their in-flight batch, then stop reading);
+    the first error is raised after every worker ended. On success, the offsets each worker
+    moved are merged into ``expected`` and the totals summed.
+    """
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def worker_progress(index: int) -> Callable[[str], None] | None:
+        if progress is None:
+            return None
+        say = progress
+
+        def locked(message: str) -> None:
+            with lock:
+                say(f"[worker {index + 1}/{len(groups)}] {message}")
+
+        return locked
+
+    def work(index: int) -> tuple[BatchTotals, dict[int, int | None]]:
+        if index == 0:
+            try:
+                return run_group(groups[0], *main, stop, worker_progress(0))
+            except BaseException:
+                stop.set()
+                raise
+        try:
+            worker_warehouse, worker_consumer = connect()
+        except BaseException:
+            stop.set()
+            raise
+        try:
+            return run_group(
+                groups[index], worker_warehouse, worker_consumer, stop, worker_progress(index)
+            )
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            try:
+                worker_consumer.close()
+            finally:
+                worker_warehouse.close()
+
+    totals = BatchTotals()
+    with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="pp-ingest") as pool:
+        futures = [pool.submit(work, index) for index in range(len(groups))]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if any(f.done() and f.exception() is not None for f in futures):
+            stop.set()
+        wait(futures)
+    error: BaseException | None = None
+    for future in futures:
+        failure = future.exception()
+        if failure is not None:
+            error = error or failure
+            continue
+        group_totals, moved = future.result()
+        totals.messages += group_totals.messages
+        totals.rows += group_totals.rows
+        totals.dead += group_totals.dead
+        expected.update(moved)
+    if error is not None:
+        raise error
+    return totals
 
 
 def _offset_updates(

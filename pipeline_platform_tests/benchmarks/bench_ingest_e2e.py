@@ -6,7 +6,8 @@ Starts the mock broker in its own process (mind its ~5 MB per partition retentio
 4 x 35k messages of ~110 B stays under it) and a private PostgreSQL (or
 ``PIPELINE_TEST_POSTGRES_URL``). In the same run it measures:
 - ``ingest_table`` (decode, schema, map, offsets, Kafka commits) into an append-only table
-  and, separately, into a table with an upsert key (COPY → staging → ON CONFLICT);
+  and, separately, into a table with an upsert key (COPY → staging → ON CONFLICT), each with
+  ``parallelism=1`` (sequential, for comparison) and the default (2 workers);
 - a plain consumer reading the same messages (``assign`` + ``consume(10000)``);
 - a plain binary COPY of the already-mapped rows into an empty table;
 and prints the ingest rate as a ratio of the slower baseline (goal ≥ 0.3).
@@ -103,21 +104,27 @@ def main() -> None:
 
         results = {}
         for label, key in (("append", ()), ("upsert", ("device_id", "recorded_at"))):
-            table = topic.table.model_copy(update={"name": f"wifi_e2e_{label}", "upsert_key": key})
-            result = ingest_table(
-                topic.model_copy(update={"table": table}),
-                warehouse_url=url,
-                kafka_config={"bootstrap.servers": bootstrap},
-                run_id="bench",
-                batch_size=args.batch_size,
-            )
-            assert result.messages == total, result
-            results[label] = result
-            print(
-                f"ingest_table ({label}): {result.messages:,} messages, "
-                f"{result.rows_written:,} rows, {result.dead_letters} dead letters in "
-                f"{result.seconds:.2f} s = {result.messages_per_second:,.0f} msg/s"
-            )
+            # Sequential (parallelism 1) first, then the default (2 workers), same broker data.
+            for workers in (1, 2):
+                name = f"{label}" if workers == 2 else f"{label} sequential"
+                table = topic.table.model_copy(
+                    update={"name": f"wifi_e2e_{label}_p{workers}", "upsert_key": key}
+                )
+                result = ingest_table(
+                    topic.model_copy(update={"table": table}),
+                    warehouse_url=url,
+                    kafka_config={"bootstrap.servers": bootstrap},
+                    run_id="bench",
+                    batch_size=args.batch_size,
+                    parallelism=workers,
+                )
+                assert result.messages == total, result
+                results[name] = result
+                print(
+                    f"ingest_table ({name}): {result.messages:,} messages, "
+                    f"{result.rows_written:,} rows, {result.dead_letters} dead letters in "
+                    f"{result.seconds:.2f} s = {result.messages_per_second:,.0f} msg/s"
+                )
 
         consume_seconds = plain_consume(bootstrap, topic.name, total)
         consume_rate = total / consume_seconds
