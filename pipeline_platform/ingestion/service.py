@@ -153,7 +153,7 @@ def ingest_table(
         parallelism: Workers reading disjoint groups of partitions (round robin), each with
             its own consumer and database connection; every transaction holds only its own
             partitions' rows, dead letters and offsets. 1 when the warehouse is SQLite (one
-            writer) or ``max_messages`` is set (one shared count).
+            writer); ``max_messages`` is shared among the workers.
 
     Returns:
         The counts, rate, lag left and offset range per partition.
@@ -190,6 +190,7 @@ def ingest_table(
             groups = _partition_groups(
                 ranges, _effective_parallelism(parallelism, warehouse, max_messages)
             )
+            caps = _split_cap(max_messages, groups)
 
             def run_group(
                 group: dict[int, PartitionRange],
@@ -220,7 +221,7 @@ def ingest_table(
                         topic.name,
                         group,
                         batch_size=batch_size,
-                        max_messages=max_messages,
+                        max_messages=caps[min(group, default=-1)],
                         idle_timeout=idle_timeout,
                         stop=stop,
                     )
@@ -417,10 +418,28 @@ class BatchPipeline:
 
 
 def _effective_parallelism(parallelism: int, warehouse: Warehouse, max_messages: int | None) -> int:
-    """Return the worker count: 1 for SQLite (a single writer) and for a message cap."""
-    if isinstance(warehouse, SqliteWarehouse) or max_messages is not None:
+    """Return the worker count: 1 for SQLite (a single writer), at most one per capped message."""
+    if isinstance(warehouse, SqliteWarehouse):
         return 1
-    return max(1, parallelism)
+    workers = max(1, parallelism)
+    return workers if max_messages is None else max(1, min(workers, max_messages))
+
+
+def _split_cap(
+    max_messages: int | None, groups: list[dict[int, PartitionRange]]
+) -> dict[int, int | None]:
+    """Share a run's message cap among the groups, keyed by each group's first partition.
+
+    The shares add up to the cap, so a capped run never reads more than asked; a group with
+    less to read than its share leaves the difference as lag for the next run.
+    """
+    if max_messages is None:
+        return {min(group, default=-1): None for group in groups}
+    share, extra = divmod(max_messages, len(groups))
+    return {
+        min(group, default=-1): share + (1 if index < extra else 0)
+        for index, group in enumerate(groups)
+    }
 
 
 def _partition_groups(

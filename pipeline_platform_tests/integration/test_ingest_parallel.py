@@ -97,3 +97,30 @@ def test_parallel_workers_write_exact_rows_dead_letters_and_offsets(
         topic, warehouse_url=postgres_url, kafka_config=kafka(kafka_bootstrap), run_id="par-2"
     )
     assert (again.messages, again.rows_written, again.dead_letters) == (0, 0, 0)
+
+
+def test_message_cap_is_shared_among_parallel_workers(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    topic = make_topic()
+    produce(kafka_bootstrap, topic.name, [(i % PARTITIONS, None, good(i)) for i in range(40)])
+    progress: list[str] = []
+    capped = ingest_table(
+        topic,
+        warehouse_url=postgres_url,
+        kafka_config=kafka(kafka_bootstrap),
+        run_id="capped",
+        max_messages=7,
+        parallelism=2,
+        batch_size=2,
+        progress=progress.append,
+    )
+    assert capped.messages == 7
+    assert capped.lag_left == 33
+    assert any(line.startswith("[worker 2/2]") for line in progress)
+    rest = ingest_table(
+        topic, warehouse_url=postgres_url, kafka_config=kafka(kafka_bootstrap), run_id="rest"
+    )
+    assert rest.messages == 33
+    assert topic.table is not None
+    assert rows_of(postgres_url, f"SELECT count(*) FROM {topic.table.name}") == [(40,)]
