@@ -43,6 +43,8 @@ DEV_ENVIRONMENT = {
     "PIPELINE_KAFKA_SENSOR_INTERVAL": "10",
     # Small runs keep a laptop responsive; the sensor requests the next run for what is left.
     "PIPELINE_INGEST_MAX_MESSAGES": "100000",
+    # The local run queue takes 4 runs at a time: do not flood it on the first tick.
+    "PIPELINE_KAFKA_SENSOR_MAX_RUNS": "8",
 }
 
 _DAGSTER_STOP_SECONDS = 90.0

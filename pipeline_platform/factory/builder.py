@@ -52,7 +52,9 @@ class FactoryOptions:
             (``PIPELINE_FLOW_JOB_BUDGET``). Dagster resolves every asset job against the whole
             asset graph, so each job costs time proportional to all assets; above the budget,
             flows stay asset groups (materialized from their group page) without jobs.
-        lag: Kafka sensor polling limits (``PIPELINE_INGEST_MAX_MESSAGES`` caps a run).
+        lag: Kafka sensor polling limits (``PIPELINE_INGEST_MAX_MESSAGES`` caps a run,
+            ``PIPELINE_KAFKA_SENSOR_INTERVAL`` spaces ticks, ``PIPELINE_KAFKA_SENSOR_MAX_RUNS``
+            caps run requests per tick, largest lag first).
     """
 
     kafka_sensor_running: bool = False
@@ -75,6 +77,9 @@ class FactoryOptions:
             or None,
             interval_seconds=_int(
                 env, "PIPELINE_KAFKA_SENSOR_INTERVAL", defaults.lag.interval_seconds
+            ),
+            max_runs_per_tick=max(
+                1, _int(env, "PIPELINE_KAFKA_SENSOR_MAX_RUNS", defaults.lag.max_runs_per_tick)
             ),
         )
         return cls(

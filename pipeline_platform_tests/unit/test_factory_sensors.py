@@ -215,6 +215,17 @@ def test_sensor_default_status_from_environment() -> None:
     assert reload.default_status == dg.DefaultSensorStatus.STOPPED
 
 
+def test_sensor_limits_from_environment() -> None:
+    env = {
+        "PIPELINE_KAFKA_SENSOR_MAX_RUNS": "8",
+        "PIPELINE_KAFKA_SENSOR_INTERVAL": "10",
+        "PIPELINE_INGEST_MAX_MESSAGES": "500",
+    }
+    lag = FactoryOptions.from_env(env).lag
+    assert (lag.max_runs_per_tick, lag.interval_seconds, lag.max_messages_per_run) == (8, 10, 500)
+    assert FactoryOptions.from_env({}).lag == LagSensorOptions()
+
+
 # -- reload sensor ------------------------------------------------------------------------------
 
 
