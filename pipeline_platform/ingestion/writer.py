@@ -8,14 +8,28 @@ PostgreSQL: binary COPY into a per-connection TEMP staging table and one
 ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` (rows are already deduplicated by key), or
 a binary COPY straight into the table when it is append only. SQLite: one ``executemany``.
 Never one statement per message.
+
+Keyed PostgreSQL tables first try an optimistic path, since event data mostly brings new keys:
+inside a SAVEPOINT, a binary COPY of the key-sorted rows straight into the table (about twice as
+fast as staging + ON CONFLICT). A unique violation (or a deadlock with a parallel worker) rolls
+back to the savepoint and the batch takes the staging path, in the same transaction, so the
+result is the same. Optimism backs off exponentially per connection and table after a fallback
+(1, 2, 4, ... up to :data:`MAX_OPTIMISM_BACKOFF` staging batches before the next try) and is
+restored by a batch whose optimistic COPY succeeds. Rows are sorted by key so that workers on
+disjoint partitions take unique-index locks in the same order.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC
+from operator import itemgetter
 from typing import Any
+
+from psycopg import errors as pg_errors
 
 from pipeline_platform.ingestion.decode import DeadLetter
 from pipeline_platform.ingestion.warehouse import (
@@ -100,6 +114,106 @@ def copy_rows_postgres(
             write_row(row)
 
 
+#: Most staging batches in a row before a keyed table tries the optimistic COPY again.
+MAX_OPTIMISM_BACKOFF = 64
+#: Keys of a batch (evenly spaced) looked up before an optimistic COPY: one hit means staging.
+PROBE_KEYS = 64
+
+
+@dataclass
+class _Optimism:
+    """Back-off state of the optimistic COPY for one connection and table."""
+
+    skip: int = 0  # staging batches left before the next optimistic try
+    backoff: int = 0  # batches to skip after the next fallback is backoff * 2 (at least 1)
+
+
+_OPTIMISM: weakref.WeakKeyDictionary[PostgresWarehouse, dict[str, _Optimism]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _optimism(warehouse: PostgresWarehouse, target: TargetTable) -> _Optimism:
+    """Return the back-off state of ``target`` on this connection (created on first use)."""
+    per_table = _OPTIMISM.get(warehouse)
+    if per_table is None:
+        per_table = _OPTIMISM[warehouse] = {}
+    state = per_table.get(target.qualified)
+    if state is None:
+        state = per_table[target.qualified] = _Optimism()
+    return state
+
+
+def _sorted_by_key(target: TargetTable, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Return ``rows`` sorted by the upsert key (NULLs last), a total order shared by workers."""
+    index = [target.columns.index(c) for c in target.conflict_columns]
+    try:
+        return sorted(rows, key=itemgetter(*index))
+    except TypeError:  # a NULL (or mixed types) in a key column
+
+        def key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple((row[i] is None, type(row[i]).__name__, row[i]) for i in index)
+
+        try:
+            return sorted(rows, key=key)
+        except TypeError:
+            return list(rows)  # unorderable keys: no lock order, a deadlock just falls back
+
+
+def _probe_hits(target: TargetTable, rows: Sequence[tuple[Any, ...]], cursor: Any) -> bool:
+    """Return whether one of about :data:`PROBE_KEYS` evenly spaced keys of ``rows`` exists.
+
+    A few milliseconds (an index lookup per key, measured 0.6-11 ms); it spares the failed
+    COPY (sorting and sending the whole batch) when updates are frequent, and rare updates are
+    caught by the COPY's unique violation instead.
+    """
+    index = [target.columns.index(c) for c in target.conflict_columns]
+    sample = rows[:: max(1, len(rows) // PROBE_KEYS)]
+    arrays = [[row[i] for row in sample] for i in index]
+    unnest = ", ".join(f"%s::{POSTGRES_COPY_TYPES[target.types[i]]}[]" for i in index)
+    key = ", ".join(quote(c) for c in target.conflict_columns)
+    cursor.execute(
+        f"SELECT 1 FROM {target.qualified} WHERE ({key}) IN "
+        f"(SELECT * FROM unnest({unnest})) LIMIT 1",
+        arrays,
+    )
+    return cursor.fetchone() is not None
+
+
+def _write_keyed_postgres(
+    warehouse: PostgresWarehouse,
+    target: TargetTable,
+    rows: Sequence[tuple[Any, ...]],
+    cursor: Any,
+) -> None:
+    """Write keyed rows: optimistic COPY under a savepoint, else staging + ON CONFLICT."""
+    state = _optimism(warehouse, target)
+    if state.skip > 0:
+        state.skip -= 1
+    elif _probe_hits(target, rows, cursor):
+        pass  # a sampled key exists already: the COPY would fail, go straight to staging
+    else:
+        ordered = _sorted_by_key(target, rows)
+        try:
+            with warehouse.conn.transaction():
+                copy_rows_postgres(warehouse, target.qualified, target, ordered)
+        except (pg_errors.UniqueViolation, pg_errors.DeadlockDetected) as error:
+            state.backoff = min(max(1, state.backoff * 2), MAX_OPTIMISM_BACKOFF)
+            state.skip = state.backoff
+            logger.debug(
+                "optimistic COPY into %s fell back to staging (%s); next try in %d batches",
+                target.qualified,
+                type(error).__name__,
+                state.skip,
+            )
+        else:
+            state.backoff = 0
+            return
+    staging = warehouse.staging_table(target)
+    copy_rows_postgres(warehouse, staging, target, rows)
+    cursor.execute(upsert_sql(target, staging))
+
+
 def _write_postgres(
     warehouse: PostgresWarehouse,
     target: TargetTable,
@@ -111,7 +225,8 @@ def _write_postgres(
     run_id: str,
 ) -> None:
     conn = warehouse.conn
-    staging = warehouse.staging_table(target) if target.conflict_columns and rows else None
+    if target.conflict_columns and rows:
+        warehouse.staging_table(target)  # created outside the batch transaction
     with conn.transaction(), conn.cursor() as cursor:
         for partition in sorted(offsets):
             expected, new = offsets[partition]
@@ -132,9 +247,8 @@ def _write_postgres(
             if cursor.rowcount != 1:
                 raise FencedError(_fenced_message(asset_key, topic, partition, expected))
         if rows:
-            if staging is not None:
-                copy_rows_postgres(warehouse, staging, target, rows)
-                cursor.execute(upsert_sql(target, staging))
+            if target.conflict_columns:
+                _write_keyed_postgres(warehouse, target, rows, cursor)
             else:
                 copy_rows_postgres(warehouse, target.qualified, target, rows)
         if dead_letters:
