@@ -127,6 +127,11 @@ class _Optimism:
     skip: int = 0  # staging batches left before the next optimistic try
     backoff: int = 0  # batches to skip after the next fallback is backoff * 2 (at least 1)
 
+    def back_off(self) -> None:
+        """Skip the optimistic path for twice as many batches as last time (capped)."""
+        self.backoff = min(max(1, self.backoff * 2), MAX_OPTIMISM_BACKOFF)
+        self.skip = self.backoff
+
 
 _OPTIMISM: weakref.WeakKeyDictionary[PostgresWarehouse, dict[str, _Optimism]] = (
     weakref.WeakKeyDictionary()
@@ -191,15 +196,16 @@ def _write_keyed_postgres(
     if state.skip > 0:
         state.skip -= 1
     elif _probe_hits(target, rows, cursor):
-        pass  # a sampled key exists already: the COPY would fail, go straight to staging
+        # A sampled key exists already: the COPY would fail. Go straight to staging, and probe
+        # less often while the stream keeps updating existing keys.
+        state.back_off()
     else:
         ordered = _sorted_by_key(target, rows)
         try:
             with warehouse.conn.transaction():
                 copy_rows_postgres(warehouse, target.qualified, target, ordered)
         except (pg_errors.UniqueViolation, pg_errors.DeadlockDetected) as error:
-            state.backoff = min(max(1, state.backoff * 2), MAX_OPTIMISM_BACKOFF)
-            state.skip = state.backoff
+            state.back_off()
             logger.debug(
                 "optimistic COPY into %s fell back to staging (%s); next try in %d batches",
                 target.qualified,

@@ -60,21 +60,26 @@ def test_fallback_on_existing_keys_then_optimism_again(postgres_url: str) -> Non
         # 1: new keys (unsorted on purpose): the optimistic COPY succeeds.
         write([row(f"d{i}", -i) for i in (3, 1, 2)], [])
         assert (state.skip, state.backoff) == (0, 0)
-        # 2: new and existing keys: the key probe finds d2 and d1, straight to staging.
+        # 2: new and existing keys: the key probe finds d2 and d1, straight to staging, and
+        # the probe backs off too (an update-heavy stream stops paying for probes).
         write(
             [row("d2", -20), row("d4", -4), row("d1", -10)],
             [DeadLetter(0, 13, None, b"x", "bad")],
         )
-        assert (state.skip, state.backoff) == (0, 0)
+        assert (state.skip, state.backoff) == (1, 1)
+        # 2b: new keys while backing off: staging path.
+        write([row("d8", -8)], [])
+        assert (state.skip, state.backoff) == (0, 1)
         # 3: an existing key the probe does not sample (it samples every
         # len(rows) // PROBE_KEYS-th key from the first; index 1 never):
-        # unique violation, rolled back to the savepoint, staging; optimism backs off.
+        # unique violation, rolled back to the savepoint, staging; optimism backs off further.
         many = [row(f"n{i:03d}", -i) for i in range(600)]
         write([many[0], row("d3", -30), *many[1:]], [])
-        assert (state.skip, state.backoff) == (1, 1)
+        assert (state.skip, state.backoff) == (2, 2)
         # 4: new keys, still backing off: staging path.
         write([row("d5", -5)], [])
-        assert (state.skip, state.backoff) == (0, 1)
+        write([row("d9", -9)], [])
+        assert (state.skip, state.backoff) == (0, 2)
         # 5: new keys: optimistic again, succeeds, optimism restored.
         write([row("d7", -7), row("d6", -6)], [])
         assert (state.skip, state.backoff) == (0, 0)
@@ -86,7 +91,7 @@ def test_fallback_on_existing_keys_then_optimism_again(postgres_url: str) -> Non
         postgres_url,
         f"SELECT device_id, signal_dbm FROM {table.name} WHERE device_id LIKE 'd%' ORDER BY 1",
     )
-    assert rows_of(postgres_url, f"SELECT count(*) FROM {table.name}") == [(607,)]
+    assert rows_of(postgres_url, f"SELECT count(*) FROM {table.name}") == [(609,)]
     many_rows = rows_of(
         postgres_url, f"SELECT device_id, signal_dbm FROM {table.name} WHERE device_id LIKE 'n%'"
     )
@@ -99,6 +104,8 @@ def test_fallback_on_existing_keys_then_optimism_again(postgres_url: str) -> Non
         ("d5", -5),
         ("d6", -6),
         ("d7", -70),
+        ("d8", -8),
+        ("d9", -9),
     ]
     dead = rows_of(postgres_url, 'SELECT partition, "offset", reason, run_id FROM pp_dead_letters')
     assert (0, 13, "bad", "run-10") in dead
@@ -106,7 +113,7 @@ def test_fallback_on_existing_keys_then_optimism_again(postgres_url: str) -> Non
         postgres_url,
         f"SELECT partition, next_offset FROM pp_ingestion_offsets WHERE topic = '{topic.name}'",
     )
-    assert offsets == [(0, 60)]
+    assert offsets == [(0, 80)]
 
 
 def test_concurrent_writers_with_the_same_keys_in_opposite_order(postgres_url: str) -> None:
