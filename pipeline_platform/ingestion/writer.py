@@ -83,22 +83,30 @@ def write_batch(
         _write_sqlite(warehouse, target, rows, dead_letters, offsets, asset_key, topic, run_id)
 
 
+def conflict_clause(target: TargetTable) -> str:
+    """Return `` ON CONFLICT (key) DO UPDATE SET ...`` (last wins), or "" without a key.
+
+    The same text serves PostgreSQL and SQLite.
+    """
+    if not target.conflict_columns:
+        return ""
+    key = ", ".join(quote(c) for c in target.conflict_columns)
+    rest = [c for c in target.columns if c not in target.conflict_columns]
+    if not rest:
+        return f" ON CONFLICT ({key}) DO NOTHING"
+    sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
+    return f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+
+
 def upsert_sql(target: TargetTable, source: str) -> str:
     """Return ``INSERT INTO target SELECT FROM source ON CONFLICT ...`` for PostgreSQL."""
     cols = ", ".join(quote(c) for c in target.columns)
     sql = f"INSERT INTO {target.qualified} ({cols}) SELECT {cols} FROM {source}"
     if target.conflict_columns:
-        key = ", ".join(quote(c) for c in target.conflict_columns)
         # Rows in key order touch the primary-key index page by page: measured 10-15% faster
         # than staging order for a 2-column text/timestamptz key.
-        sql += f" ORDER BY {key}"
-        rest = [c for c in target.columns if c not in target.conflict_columns]
-        if rest:
-            sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in rest)
-            sql += f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
-        else:
-            sql += f" ON CONFLICT ({key}) DO NOTHING"
-    return sql
+        sql += " ORDER BY " + ", ".join(quote(c) for c in target.conflict_columns)
+    return sql + conflict_clause(target)
 
 
 def copy_rows_postgres(
@@ -234,40 +242,74 @@ def _write_postgres(
     if target.conflict_columns and rows:
         warehouse.staging_table(target)  # created outside the batch transaction
     with conn.transaction(), conn.cursor() as cursor:
-        for partition in sorted(offsets):
-            expected, new = offsets[partition]
-            if expected is None:
-                cursor.execute(
-                    f"INSERT INTO {OFFSETS_TABLE} "
-                    "(asset_key, topic, partition, next_offset, updated_at, run_id) "
-                    "VALUES (%s, %s, %s, %s, now(), %s) ON CONFLICT DO NOTHING",
-                    (asset_key, topic, partition, new, run_id),
-                )
-            else:
-                cursor.execute(
-                    f"UPDATE {OFFSETS_TABLE} SET next_offset = %s, updated_at = now(), "
-                    "run_id = %s WHERE asset_key = %s AND topic = %s AND partition = %s "
-                    "AND next_offset = %s",
-                    (new, run_id, asset_key, topic, partition, expected),
-                )
-            if cursor.rowcount != 1:
-                raise FencedError(_fenced_message(asset_key, topic, partition, expected))
+        _compare_and_set_offsets(cursor.execute, "%s", offsets, asset_key, topic, run_id)
         if rows:
             if target.conflict_columns:
                 _write_keyed_postgres(warehouse, target, rows, cursor)
             else:
                 copy_rows_postgres(warehouse, target.qualified, target, rows)
-        if dead_letters:
-            cursor.executemany(
-                f'INSERT INTO {DEAD_LETTERS_TABLE} (asset_key, topic, partition, "offset", '
-                "key, raw, reason, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                'ON CONFLICT (asset_key, topic, partition, "offset") DO UPDATE SET '
-                "reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, created_at = now()",
-                [
-                    (asset_key, topic, d.partition, d.offset, d.key, d.value, d.reason, run_id)
-                    for d in dead_letters
-                ],
+        _insert_dead_letters(cursor.executemany, "%s", dead_letters, asset_key, topic, run_id)
+
+
+def _compare_and_set_offsets(
+    execute: Any, mark: str, offsets: OffsetUpdates, asset_key: str, topic: str, run_id: str
+) -> None:
+    """Move each partition's next offset, only from the expected value (the fence).
+
+    Args:
+        execute: ``execute(sql, params)`` of the open transaction, returning a cursor.
+        mark: The driver's placeholder (``%s`` for psycopg, ``?`` for sqlite3).
+        offsets: Per partition, the expected stored offset (None: no row yet) and the new one.
+        asset_key: ``<data_source>/<table>``.
+        topic: The Kafka topic.
+        run_id: The run committing the batch.
+
+    Raises:
+        FencedError: A partition's stored offset was not the expected one.
+    """
+    m = mark
+    for partition in sorted(offsets):
+        expected, new = offsets[partition]
+        if expected is None:
+            cursor = execute(
+                f"INSERT INTO {OFFSETS_TABLE} "
+                "(asset_key, topic, partition, next_offset, updated_at, run_id) "
+                f"VALUES ({m}, {m}, {m}, {m}, CURRENT_TIMESTAMP, {m}) ON CONFLICT DO NOTHING",
+                (asset_key, topic, partition, new, run_id),
             )
+        else:
+            cursor = execute(
+                f"UPDATE {OFFSETS_TABLE} SET next_offset = {m}, "
+                f"updated_at = CURRENT_TIMESTAMP, run_id = {m} WHERE asset_key = {m} "
+                f"AND topic = {m} AND partition = {m} AND next_offset = {m}",
+                (new, run_id, asset_key, topic, partition, expected),
+            )
+        if cursor.rowcount != 1:
+            raise FencedError(_fenced_message(asset_key, topic, partition, expected))
+
+
+def _insert_dead_letters(
+    executemany: Any,
+    mark: str,
+    dead_letters: Sequence[DeadLetter],
+    asset_key: str,
+    topic: str,
+    run_id: str,
+) -> None:
+    """Insert (or refresh the reason of) dead letters, in the open transaction."""
+    if not dead_letters:
+        return
+    marks = ", ".join([mark] * 8)
+    executemany(
+        f'INSERT INTO {DEAD_LETTERS_TABLE} (asset_key, topic, partition, "offset", '
+        f"key, raw, reason, run_id) VALUES ({marks}) "
+        'ON CONFLICT (asset_key, topic, partition, "offset") DO UPDATE SET '
+        "reason = excluded.reason, run_id = excluded.run_id, created_at = CURRENT_TIMESTAMP",
+        [
+            (asset_key, topic, d.partition, d.offset, d.key, d.value, d.reason, run_id)
+            for d in dead_letters
+        ],
+    )
 
 
 def sqlite_value_converters(types: Sequence[str]) -> list[Any]:
@@ -300,59 +342,31 @@ def _write_sqlite(
     run_id: str,
 ) -> None:
     conn = warehouse.conn
-    converters = sqlite_value_converters(target.types)
-    if any(converters):
-        pairs = list(enumerate(converters))
-        rows = [tuple(conv(row[i]) if conv else row[i] for i, conv in pairs) for row in rows]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for partition in sorted(offsets):
-            expected, new = offsets[partition]
-            if expected is None:
-                cursor = conn.execute(
-                    f"INSERT INTO {OFFSETS_TABLE} "
-                    "(asset_key, topic, partition, next_offset, updated_at, run_id) "
-                    "VALUES (?, ?, ?, ?, CURRENT_TIMESTAMP, ?) ON CONFLICT DO NOTHING",
-                    (asset_key, topic, partition, new, run_id),
-                )
-            else:
-                cursor = conn.execute(
-                    f"UPDATE {OFFSETS_TABLE} SET next_offset = ?, "
-                    "updated_at = CURRENT_TIMESTAMP, run_id = ? "
-                    "WHERE asset_key = ? AND topic = ? AND partition = ? AND next_offset = ?",
-                    (new, run_id, asset_key, topic, partition, expected),
-                )
-            if cursor.rowcount != 1:
-                raise FencedError(_fenced_message(asset_key, topic, partition, expected))
-        if rows:
-            cols = ", ".join(quote(c) for c in target.columns)
-            marks = ", ".join("?" for _ in target.columns)
-            sql = f"INSERT INTO {target.qualified} ({cols}) VALUES ({marks})"
-            if target.conflict_columns:
-                key = ", ".join(quote(c) for c in target.conflict_columns)
-                rest = [c for c in target.columns if c not in target.conflict_columns]
-                if rest:
-                    sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
-                    sql += f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
-                else:
-                    sql += f" ON CONFLICT ({key}) DO NOTHING"
-            conn.executemany(sql, rows)
-        if dead_letters:
-            conn.executemany(
-                f'INSERT INTO {DEAD_LETTERS_TABLE} (asset_key, topic, partition, "offset", '
-                "key, raw, reason, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                'ON CONFLICT (asset_key, topic, partition, "offset") DO UPDATE SET '
-                "reason = excluded.reason, run_id = excluded.run_id, "
-                "created_at = CURRENT_TIMESTAMP",
-                [
-                    (asset_key, topic, d.partition, d.offset, d.key, d.value, d.reason, run_id)
-                    for d in dead_letters
-                ],
-            )
+        _compare_and_set_offsets(conn.execute, "?", offsets, asset_key, topic, run_id)
+        _upsert_rows_sqlite(warehouse, target, rows)
+        _insert_dead_letters(conn.executemany, "?", dead_letters, asset_key, topic, run_id)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _upsert_rows_sqlite(
+    warehouse: SqliteWarehouse, target: TargetTable, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert (or, by key, update) rows with one ``executemany`` in the open transaction."""
+    if not rows:
+        return
+    converters = sqlite_value_converters(target.types)
+    if any(converters):
+        pairs = list(enumerate(converters))
+        rows = [tuple(conv(row[i]) if conv else row[i] for i, conv in pairs) for row in rows]
+    cols = ", ".join(quote(c) for c in target.columns)
+    marks = ", ".join("?" for _ in target.columns)
+    sql = f"INSERT INTO {target.qualified} ({cols}) VALUES ({marks})" + conflict_clause(target)
+    warehouse.conn.executemany(sql, rows)
 
 
 def _fenced_message(asset_key: str, topic: str, partition: int, expected: int | None) -> str:
@@ -402,23 +416,9 @@ def write_replay(
                 )
         return
     conn2 = warehouse.conn
-    converters = sqlite_value_converters(target.types)
-    pairs = list(enumerate(converters))
-    sqlite_rows = [tuple(c(row[i]) if c else row[i] for i, c in pairs) for row in rows]
     conn2.execute("BEGIN IMMEDIATE")
     try:
-        if sqlite_rows:
-            cols = ", ".join(quote(c) for c in target.columns)
-            marks = ", ".join("?" for _ in target.columns)
-            sql = f"INSERT INTO {target.qualified} ({cols}) VALUES ({marks})"
-            if target.conflict_columns:
-                key = ", ".join(quote(c) for c in target.conflict_columns)
-                rest = [c for c in target.columns if c not in target.conflict_columns]
-                sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rest)
-                sql += f" ON CONFLICT ({key}) " + (
-                    f"DO UPDATE SET {sets}" if rest else "DO NOTHING"
-                )
-            conn2.executemany(sql, sqlite_rows)
+        _upsert_rows_sqlite(warehouse, target, rows)
         conn2.executemany(
             f"DELETE FROM {DEAD_LETTERS_TABLE} WHERE id = ?", [(i,) for i in resolved_ids]
         )
