@@ -68,21 +68,18 @@ def _flows(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print_table(
-        ("flow", "priority", "active", "stages", "topics", "description"),
-        (
-            (
-                f["name"],
-                f["priority"],
-                f["active"],
-                f["stageCount"],
-                f["topicCount"],
-                f["description"],
-            )
-            for f in result
-        ),
-    )
+    print_table(_FLOW_HEADERS, _flow_rows(result))
     return 0
+
+
+_FLOW_HEADERS = ("flow", "priority", "active", "stages", "topics", "description")
+
+
+def _flow_rows(flows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (f["name"], f["priority"], f["active"], f["stageCount"], f["topicCount"], f["description"])
+        for f in flows
+    ]
 
 
 def _stage_rows(stages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -101,20 +98,7 @@ def _flow(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    summary = result["flow"]
-    print_table(
-        ("flow", "priority", "active", "stages", "topics", "description"),
-        [
-            (
-                summary["name"],
-                summary["priority"],
-                summary["active"],
-                summary["stageCount"],
-                summary["topicCount"],
-                summary["description"],
-            )
-        ],
-    )
+    print_table(_FLOW_HEADERS, _flow_rows([result["flow"]]))
     print()
     print_table(_STAGE_HEADERS, _stage_rows(result["stages"]))
     return 0
