@@ -27,6 +27,7 @@ import fastjsonschema
 import orjson
 
 from pipeline_platform.ingestion.mapping import CompiledMapping
+from pipeline_platform.warehouse import DeadLetterRow
 
 #: ``(partition, offset, key, value)``
 RawMessage = tuple[int, int, bytes | None, bytes | None]
@@ -48,15 +49,9 @@ class DecodeOptions:
     key_required: bool = False
 
 
-@dataclass
-class DeadLetter:
-    """A message that could not be ingested, with its reason."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    reason: str
+#: A message that could not be ingested, with its reason: ``(partition, offset, key, value,
+#: reason)``.
+DeadLetter = DeadLetterRow
 
 
 @dataclass
@@ -291,3 +286,31 @@ def _tail_per_partition(messages: Sequence[RawMessage]) -> list[RawMessage]:
             best[message[0]] = message
     # Offsets are increasing within a partition, so the last one seen is the highest.
     return list(best.values())
+
+
+def row_sources(
+    messages: Sequence[RawMessage],
+    mapping: CompiledMapping,
+    validator: Validator | None,
+    options: DecodeOptions,
+) -> list[RawMessage]:
+    """Return, per row of ``transform_batch(messages, ...)``, the message it was built from.
+
+    The rare path (rows the database refused): it repeats the transform, keeping the message
+    instead of the row, so the hot loop carries no provenance.
+    """
+    key_of = itemgetter(*mapping.key_indexes) if mapping.key_indexes else None
+    keyed: dict[Any, RawMessage] = {}
+    plain: list[RawMessage] = []
+    for message in messages:
+        document = decode_message(message[3], message[2], validator, options)
+        if type(document) is str:
+            continue
+        row = mapping.build(document)
+        if type(row) is not tuple:
+            continue
+        if key_of is None:
+            plain.append(message)
+        else:
+            keyed[key_of(row)] = message
+    return list(keyed.values()) if key_of is not None else plain

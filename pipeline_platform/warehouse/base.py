@@ -346,6 +346,13 @@ class Warehouse(Protocol):
         """Return the stored next offset per partition."""
         ...
 
+    def read_all_offsets(self, asset_keys: Sequence[str]) -> list[tuple[str, str, int, int]]:
+        """Return ``(asset_key, topic, partition, next_offset)`` of many assets, no DDL.
+
+        A missing offsets table (nothing ingested yet) gives no rows.
+        """
+        ...
+
     def read_state(self, scope: str, name: str) -> str | None:
         """Return a stored state value, or None."""
         ...

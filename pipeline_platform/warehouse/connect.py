@@ -53,12 +53,15 @@ def backend_of(url: str) -> str:
     raise ValueError(f"unsupported warehouse backend {backend!r} (use postgresql or sqlite)")
 
 
-def connect_warehouse(url: str, *, connect_timeout: int | None = None) -> Warehouse:
+def connect_warehouse(
+    url: str, *, connect_timeout: int | None = None, read_only: bool = False
+) -> Warehouse:
     """Open a warehouse connection from a SQLAlchemy-style URL.
 
     Args:
         url: ``postgresql+psycopg://...`` (or ``postgresql://``) or ``sqlite:///path``.
-        connect_timeout: Seconds to wait for a PostgreSQL server, if limited.
+        connect_timeout: Seconds to wait for the server (or a SQLite lock), if limited.
+        read_only: Only read (SQLite: open read only, never creating the file).
 
     Returns:
         A connected warehouse.
@@ -72,4 +75,8 @@ def connect_warehouse(url: str, *, connect_timeout: int | None = None) -> Wareho
         return PostgresWarehouse(postgres_conninfo(url), connect_timeout=connect_timeout)
     from pipeline_platform.warehouse.sqlite import SqliteWarehouse
 
-    return SqliteWarehouse(make_url(url).database or ":memory:")
+    return SqliteWarehouse(
+        make_url(url).database or ":memory:",
+        read_only=read_only,
+        timeout=30.0 if connect_timeout is None else float(connect_timeout),
+    )

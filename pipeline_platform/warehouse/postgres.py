@@ -271,6 +271,21 @@ class PostgresWarehouse:
         ).fetchall()
         return {int(p): int(o) for p, o in rows}
 
+    def read_all_offsets(self, asset_keys: Sequence[str]) -> list[tuple[str, str, int, int]]:
+        """Return ``(asset_key, topic, partition, next_offset)`` of many assets, no DDL."""
+        from psycopg import errors as pg_errors
+
+        try:
+            with self.conn.transaction():
+                rows = self.conn.execute(
+                    f"SELECT asset_key, topic, partition, next_offset FROM {OFFSETS_TABLE} "
+                    "WHERE asset_key = ANY(%s)",
+                    (list(asset_keys),),
+                ).fetchall()
+        except pg_errors.UndefinedTable:
+            return []
+        return [(str(a), str(t), int(p), int(o)) for a, t, p, o in rows]
+
     def read_state(self, scope: str, name: str) -> str | None:
         """Return a stored state value, or None."""
         row = self.conn.execute(

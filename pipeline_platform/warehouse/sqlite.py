@@ -7,6 +7,7 @@ migrate and :meth:`SqliteWarehouse.type_changes` reports nothing. ``db_schema`` 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -135,16 +136,26 @@ class SqliteWarehouse:
     backend = "sqlite"
     parallel_writers = False
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_only: bool = False, timeout: float = 30.0) -> None:
         """Open (and create) the database file.
 
         Args:
             path: Database file path, or ``:memory:``.
+            read_only: Open read only, never creating the file (a missing file reads as an
+                empty database).
+            timeout: Seconds to wait for a lock.
         """
+        if read_only:
+            exists = path != ":memory:" and Path(path).exists()
+            target = f"{Path(path).absolute().as_uri()}?mode=ro" if exists else ":memory:"
+            self.conn = sqlite3.connect(
+                target, uri=exists, isolation_level=None, timeout=timeout, check_same_thread=False
+            )
+            return
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(
-            path, isolation_level=None, timeout=30.0, check_same_thread=False
+            path, isolation_level=None, timeout=timeout, check_same_thread=False
         )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -253,6 +264,20 @@ class SqliteWarehouse:
             (asset_key, topic),
         ).fetchall()
         return {int(p): int(o) for p, o in rows}
+
+    def read_all_offsets(self, asset_keys: Sequence[str]) -> list[tuple[str, str, int, int]]:
+        """Return ``(asset_key, topic, partition, next_offset)`` of many assets, no DDL."""
+        try:
+            rows = self.conn.execute(
+                "SELECT asset_key, topic, partition, next_offset FROM "
+                f"{OFFSETS_TABLE} WHERE asset_key IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(asset_keys)),),
+            ).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return []
+            raise
+        return [(str(a), str(t), int(p), int(o)) for a, t, p, o in rows]
 
     def read_state(self, scope: str, name: str) -> str | None:
         """Return a stored state value, or None."""
