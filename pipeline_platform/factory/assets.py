@@ -70,7 +70,7 @@ def materialization_metadata(result: "IngestionResult") -> dict[str, Any]:
 
     Returns:
         Rows written, dead letters, messages, seconds, messages/s, lag left, messages lost to
-        retention and, per partition, the ingested offset range.
+        retention (when any) and, per partition, the ingested offset range.
     """
     metadata: dict[str, Any] = {
         "rows_written": int(result.rows_written),
@@ -79,8 +79,10 @@ def materialization_metadata(result: "IngestionResult") -> dict[str, Any]:
         "seconds": round(float(result.seconds), 3),
         "messages_per_second": round(float(result.messages_per_second), 1),
         "lag_left": int(result.lag_left),
-        "retention_lost": int(getattr(result, "gaps", 0)),
     }
+    lost = int(getattr(result, "gaps", 0))
+    if lost:
+        metadata["retention_lost"] = lost
     for partition, (start, end) in sorted(result.offsets.items()):
         metadata[f"offsets/partition_{partition}/from"] = int(start)
         metadata[f"offsets/partition_{partition}/to"] = int(end)
