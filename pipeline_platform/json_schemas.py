@@ -1,7 +1,9 @@
 """Topic JSON Schemas: validated by the draft they declare, with jsonschema-rs.
 
 The draft comes from ``$schema`` (draft 4, 6, 7, 2019-09 or 2020-12); a schema without
-``$schema`` is read as **draft 2020-12**. One compiled validator per schema and run.
+``$schema`` is read as **draft 2020-12**. One compiled validator per schema and run. Remote
+references are never fetched (``offline``): a schema must be self-contained, and one with an
+``http(s)://`` ``$ref`` outside itself is refused at ``registry validate``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def compile_validator(schema: dict[str, Any] | None) -> Validator | None:
     problem = schema_problem(schema)
     if problem is not None:
         raise ValueError(f"not a valid JSON Schema: {problem}")
-    validate: Validator = jsonschema_rs.validator_for(schema).validate
+    validate: Validator = jsonschema_rs.validator_for(schema, offline=True).validate
     return validate
 
 
@@ -42,7 +44,7 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
     """Return why ``schema`` is not valid for the draft it declares (one line), or None."""
     try:
         jsonschema_rs.meta.validate(schema)
-        jsonschema_rs.validator_for(schema)
+        jsonschema_rs.validator_for(schema, offline=True)
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as error:
         message = getattr(error, "message", None) or str(error)
         return message.splitlines()[0] if message else type(error).__name__
