@@ -18,6 +18,13 @@ from confluent_kafka import Producer
 @contextmanager
 def mock_broker(brokers: int = 1, timeout: float = 30.0) -> Iterator[str]:
     """Start ``python -m pipeline_platform.dev.mock_broker`` and yield its bootstrap address."""
+    with mock_broker_process(brokers) as (_process, bootstrap):
+        yield bootstrap
+
+
+@contextmanager
+def mock_broker_process(brokers: int = 1) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Like :func:`mock_broker`, yielding the broker process too (to kill it in a test)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline_platform.dev.mock_broker", "--brokers", str(brokers)],
         stdout=subprocess.PIPE,
@@ -30,7 +37,7 @@ def mock_broker(brokers: int = 1, timeout: float = 30.0) -> Iterator[str]:
         line = process.stdout.readline().strip()
         if not line:
             raise RuntimeError("the mock broker did not print its bootstrap address")
-        yield line
+        yield process, line
     finally:
         process.terminate()
         try:

@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+#: Data directory of each private cluster, by admin URL (for :func:`restart_postgres`).
+_DATA_DIRS: dict[str, Path] = {}
+
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
@@ -97,9 +100,12 @@ def private_postgres() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    _DATA_DIRS[url] = data
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield url
     finally:
+        _DATA_DIRS.pop(url, None)
         run(
             _as_postgres_user(
                 [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
@@ -107,6 +113,28 @@ def private_postgres() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def restart_postgres(admin_url: str) -> None:
+    """Restart a cluster started by :func:`private_postgres` (``pg_ctl restart -m fast``)."""
+    data = _DATA_DIRS[admin_url]
+    subprocess.run(
+        _as_postgres_user(
+            [
+                str(postgres_bin_dir() / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",  # the server's output goes to its log, not to our pipe
+                str(data.parent / "server.log"),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
 
 
 def create_database(admin_url: str, prefix: str = "t") -> str:

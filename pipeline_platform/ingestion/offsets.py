@@ -45,15 +45,25 @@ def position(planned: PartitionRange, current: int | None) -> int:
     return planned.start if current is None else max(current, 0)
 
 
-def commit_to_kafka(consumer: Consumer, topic: str, updates: OffsetUpdates) -> None:
-    """Commit the consumer-group offsets after a database commit (for external lag tools)."""
+def commit_to_kafka(
+    consumer: Consumer, topic: str, updates: OffsetUpdates, wait: bool = False
+) -> None:
+    """Commit the consumer-group offsets after a database commit (for external lag tools).
+
+    Batches commit asynchronously (a broker that dies mid-run must not stall the run on its
+    commits); the end of a run commits its final positions synchronously (``wait``).
+    """
     if not updates:
         return
+    offsets = [TopicPartition(topic, p, new) for p, (_old, new) in updates.items()]
     try:
-        consumer.commit(
-            offsets=[TopicPartition(topic, p, new) for p, (_old, new) in updates.items()],
-            asynchronous=False,
-        )
+        if wait:
+            # A synchronous commit to a broker that went away blocks for a minute: ask for
+            # metadata first (bounded), and skip the commit when the broker does not answer.
+            consumer.list_topics(topic, timeout=2.0)
+            consumer.commit(offsets=offsets, asynchronous=False)
+        else:
+            consumer.commit(offsets=offsets, asynchronous=True)
     except KafkaException as error:
         # The database holds the truth; the group offset only feeds external lag tools.
         logger.warning("could not commit consumer-group offsets of %s: %s", topic, error)

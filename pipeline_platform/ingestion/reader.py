@@ -209,13 +209,7 @@ def read_batches(
             want = min(want, remaining)
         messages: list[Any] = consume(num_messages=want, timeout=0.1)
         before = len(batch)
-        if messages:
-            last_progress = time.monotonic()
-        elif time.monotonic() - last_progress > idle_timeout:
-            raise ReadTimeout(
-                f"no message from {topic} for {idle_timeout:g} s; still pending: "
-                + ", ".join(f"[{p}] at {position[p]} of {e}" for p, e in sorted(pending.items()))
-            )
+        unfinished = len(pending)
         last: dict[int, int] = {}
         for message in messages:
             # Fast path: an in-range message (finished partitions have an end of -1).
@@ -233,6 +227,15 @@ def read_batches(
                 finish(partition)
             else:
                 position[partition] = touched[partition] = offset + 1
+        # Progress is a message or a finished partition; error events (a broker that went
+        # away: "connection refused" again and again) are not.
+        if len(batch) > before or len(pending) < unfinished:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > idle_timeout:
+            raise ReadTimeout(
+                f"no message from {topic} for {idle_timeout:g} s; still pending: "
+                + ", ".join(f"[{p}] at {position[p]} of {e}" for p, e in sorted(pending.items()))
+            )
         if remaining > 0:
             remaining = max(0, remaining - (len(batch) - before))
         if len(batch) >= batch_size or ((batch or touched) and (not pending or remaining == 0)):

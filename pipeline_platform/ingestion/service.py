@@ -205,7 +205,14 @@ def ingest_table(
                 idle_timeout=idle_timeout,
                 stop=stop,
             )
-            return pipeline.run(batches), group_expected
+            totals = pipeline.run(batches)
+            final = {
+                p: (None, o)
+                for p, o in group_expected.items()
+                if o is not None and o != expected[p]
+            }
+            commit_to_kafka(worker_consumer, topic.name, final, wait=True)
+            return totals, group_expected
 
         def connect() -> tuple[Warehouse, Consumer]:
             return connect_warehouse(warehouse_url), Consumer(
@@ -238,7 +245,7 @@ def ingest_table(
                     topic=topic.name,
                     run_id=run_id,
                 )
-                commit_to_kafka(consumer, topic.name, jumps)
+                commit_to_kafka(consumer, topic.name, jumps, wait=True)
         finally:
             consumer.close()
         left = lag_left(kafka_config, topic.name, ranges, expected, broker_timeout)
