@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline_platform.ingestion.kafka_offsets import read_watermarks
-from pipeline_platform.ingestion.tables import asset_key_of
+from pipeline_platform.ingestion.tables import asset_key_of, table_of
 from pipeline_platform.registry.document import Topic
 from pipeline_platform.warehouse import connect_warehouse
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PartitionLag", "WarehouseUrls", "read_lags"]
+__all__ = ["PartitionLag", "WarehouseUrls", "read_lag", "read_lags"]
 
 WarehouseUrls = Mapping[str, str] | Callable[[str], str]
 """Data source name → warehouse URL, as a mapping or a function."""
@@ -150,3 +150,39 @@ def _select_offsets(
         return warehouse.read_all_offsets(asset_keys)
     finally:
         warehouse.close()
+
+
+def read_lag(
+    topic: Topic,
+    *,
+    warehouse_url: str,
+    kafka_config: dict[str, str],
+    timeout: float = 5.0,
+) -> dict[int, PartitionLag]:
+    """Return each partition's stored offset and end offset (one topic; see ``read_lags``).
+
+    Args:
+        topic: The topic (with its table configuration).
+        warehouse_url: SQLAlchemy-style URL of the warehouse.
+        kafka_config: librdkafka settings.
+        timeout: Seconds to wait for the broker in total.
+
+    Returns:
+        ``PartitionLag(stored, end)`` per partition; ``stored`` is where ingestion would start
+        (the low watermark when nothing is stored yet or retention deleted older messages).
+
+    Raises:
+        BrokerUnavailable: The broker did not answer within ``timeout``.
+    """
+    table = table_of(topic)
+    errors: dict[str, Exception] = {}
+    lags = read_lags(
+        [topic],
+        warehouse_urls={table.data_source: warehouse_url},
+        kafka_config=kafka_config,
+        timeout=timeout,
+        errors=errors,
+    )
+    if topic.name in errors:
+        raise errors[topic.name]
+    return lags[topic.name]

@@ -25,7 +25,7 @@ from pipeline_platform.ingestion.dead_letters import (
 )
 from pipeline_platform.ingestion.decode import DecodeOptions, compile_validator
 from pipeline_platform.ingestion.kafka_offsets import BrokerUnavailable, topic_watermarks
-from pipeline_platform.ingestion.lag import PartitionLag, read_lags
+from pipeline_platform.ingestion.lag import PartitionLag, read_lag, read_lags
 from pipeline_platform.ingestion.mapping import compile_mapping
 from pipeline_platform.ingestion.offsets import (
     commit_to_kafka,
@@ -276,39 +276,3 @@ def ingest_table(
         seconds,
     )
     return result
-
-
-def read_lag(
-    topic: Topic,
-    *,
-    warehouse_url: str,
-    kafka_config: dict[str, str],
-    timeout: float = 5.0,
-) -> dict[int, PartitionLag]:
-    """Return each partition's stored offset and end offset (one topic; see ``read_lags``).
-
-    Args:
-        topic: The topic (with its table configuration).
-        warehouse_url: SQLAlchemy-style URL of the warehouse.
-        kafka_config: librdkafka settings.
-        timeout: Seconds to wait for the broker in total.
-
-    Returns:
-        ``PartitionLag(stored, end)`` per partition; ``stored`` is where ingestion would start
-        (the low watermark when nothing is stored yet or retention deleted older messages).
-
-    Raises:
-        BrokerUnavailable: The broker did not answer within ``timeout``.
-    """
-    table = table_of(topic)
-    errors: dict[str, Exception] = {}
-    lags = read_lags(
-        [topic],
-        warehouse_urls={table.data_source: warehouse_url},
-        kafka_config=kafka_config,
-        timeout=timeout,
-        errors=errors,
-    )
-    if topic.name in errors:
-        raise errors[topic.name]
-    return lags[topic.name]

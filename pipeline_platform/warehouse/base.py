@@ -39,16 +39,6 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 LogicalType = Literal["string", "integer", "float", "boolean", "timestamp", "date", "json", "uuid"]
-LOGICAL_TYPES: tuple[str, ...] = (
-    "string",
-    "integer",
-    "float",
-    "boolean",
-    "timestamp",
-    "date",
-    "json",
-    "uuid",
-)
 
 #: How rows are written: ``append`` inserts, ``upsert`` inserts or updates by the table key
 #: (the last row for a key in a batch must already have won: rows are unique by key).

@@ -184,13 +184,44 @@ class CommonTransaction:
         self._execute(f"DELETE FROM {target.qualified}")
 
 
-def select_dead_letters_sql(mark: str, limit: int | None) -> str:
-    """Return the dead-letter listing query for a placeholder style."""
-    sql = (
-        f"SELECT {DEAD_LETTER_COLUMNS} FROM {DEAD_LETTERS_TABLE} "
-        f'WHERE asset_key = {mark} AND topic = {mark} ORDER BY partition, "offset"'
-    )
-    return sql if limit is None else f"{sql} LIMIT {mark}"
+class CommonReads:
+    """State-table reads of a warehouse connection, for any DB-API style connection."""
+
+    #: The driver's placeholder.
+    mark = "?"
+    conn: Any
+
+    def read_offsets(self, asset_key: str, topic: str) -> dict[int, int]:
+        """Return the stored next offset per partition."""
+        m = self.mark
+        rows = self.conn.execute(
+            f"SELECT partition, next_offset FROM {OFFSETS_TABLE} "
+            f"WHERE asset_key = {m} AND topic = {m}",
+            (asset_key, topic),
+        ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def read_state(self, scope: str, name: str) -> str | None:
+        """Return a stored state value, or None."""
+        m = self.mark
+        row = self.conn.execute(
+            f"SELECT value FROM {STATE_TABLE} WHERE scope = {m} AND name = {m}", (scope, name)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def list_dead_letters(
+        self, asset_key: str, topic: str, limit: int | None
+    ) -> list[StoredDeadLetter]:
+        """Return stored dead letters in partition/offset order."""
+        m = self.mark
+        sql = (
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM {DEAD_LETTERS_TABLE} "
+            f'WHERE asset_key = {m} AND topic = {m} ORDER BY partition, "offset"'
+        )
+        params: tuple[Any, ...] = (asset_key, topic)
+        if limit is not None:
+            sql, params = f"{sql} LIMIT {m}", (*params, limit)
+        return [stored_dead_letter(row) for row in self.conn.execute(sql, params).fetchall()]
 
 
 def backfill_reason_kinds(rows: Sequence[tuple[int, str]]) -> list[tuple[str, int]]:

@@ -18,16 +18,14 @@ from pipeline_platform.warehouse.base import (
     STATE_TABLE,
     ColumnTypeMismatch,
     MigrationStep,
-    StoredDeadLetter,
     TableSpec,
     TargetTable,
     TypeChange,
     conflict_columns_for,
 )
 from pipeline_platform.warehouse.common import (
+    CommonReads,
     backfill_reason_kinds,
-    select_dead_letters_sql,
-    stored_dead_letter,
 )
 from pipeline_platform.warehouse.postgres_write import Optimism, PostgresTransaction
 from pipeline_platform.warehouse.quoting import qualified_name, quote
@@ -57,10 +55,11 @@ _TYPMOD = re.compile(r"\(\d+(,\d+)?\)")
 _DDL_LOCK = 7_316_402_551  # pg_advisory_xact_lock key serializing DDL of concurrent runs
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(CommonReads):
     """A psycopg 3 connection to a PostgreSQL/TimescaleDB warehouse (autocommit + explicit tx)."""
 
     backend = "postgresql"
+    mark = "%s"
     parallel_writers = True
 
     def __init__(self, conninfo: str, connect_timeout: int | None = None) -> None:
@@ -262,15 +261,6 @@ class PostgresWarehouse:
         finally:
             self._staging_pending.clear()
 
-    def read_offsets(self, asset_key: str, topic: str) -> dict[int, int]:
-        """Return the stored next offset per partition."""
-        rows = self.conn.execute(
-            f"SELECT partition, next_offset FROM {OFFSETS_TABLE} "
-            "WHERE asset_key = %s AND topic = %s",
-            (asset_key, topic),
-        ).fetchall()
-        return {int(p): int(o) for p, o in rows}
-
     def read_all_offsets(self, asset_keys: Sequence[str]) -> list[tuple[str, str, int, int]]:
         """Return ``(asset_key, topic, partition, next_offset)`` of many assets, no DDL."""
         from psycopg import errors as pg_errors
@@ -285,21 +275,6 @@ class PostgresWarehouse:
         except pg_errors.UndefinedTable:
             return []
         return [(str(a), str(t), int(p), int(o)) for a, t, p, o in rows]
-
-    def read_state(self, scope: str, name: str) -> str | None:
-        """Return a stored state value, or None."""
-        row = self.conn.execute(
-            f"SELECT value FROM {STATE_TABLE} WHERE scope = %s AND name = %s", (scope, name)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def list_dead_letters(
-        self, asset_key: str, topic: str, limit: int | None
-    ) -> list[StoredDeadLetter]:
-        """Return stored dead letters in partition/offset order."""
-        params: tuple[Any, ...] = (asset_key, topic) if limit is None else (asset_key, topic, limit)
-        rows = self.conn.execute(select_dead_letters_sql("%s", limit), params).fetchall()
-        return [stored_dead_letter(row) for row in rows]
 
     def plan_migration(self, spec: TableSpec) -> list[MigrationStep]:
         """Return the ALTER statements that give the live table the spec's types.

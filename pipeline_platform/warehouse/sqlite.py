@@ -22,7 +22,6 @@ from pipeline_platform.warehouse.base import (
     STATE_TABLE,
     MigrationStep,
     RejectedRow,
-    StoredDeadLetter,
     TableSpec,
     TargetTable,
     TypeChange,
@@ -31,11 +30,10 @@ from pipeline_platform.warehouse.base import (
     conflict_columns_for,
 )
 from pipeline_platform.warehouse.common import (
+    CommonReads,
     CommonTransaction,
     backfill_reason_kinds,
     conflict_clause,
-    select_dead_letters_sql,
-    stored_dead_letter,
 )
 from pipeline_platform.warehouse.quoting import quote
 
@@ -130,10 +128,11 @@ class SqliteTransaction(CommonTransaction):
         return sorted(bisect_rejects(everything, attempt, refused), key=lambda r: r.index)
 
 
-class SqliteWarehouse:
+class SqliteWarehouse(CommonReads):
     """A stdlib sqlite3 connection to a SQLite warehouse (explicit BEGIN IMMEDIATE transactions)."""
 
     backend = "sqlite"
+    mark = "?"
     parallel_writers = False
 
     def __init__(self, path: str, read_only: bool = False, timeout: float = 30.0) -> None:
@@ -257,14 +256,6 @@ class SqliteWarehouse:
             raise
         self.conn.execute("COMMIT")
 
-    def read_offsets(self, asset_key: str, topic: str) -> dict[int, int]:
-        """Return the stored next offset per partition."""
-        rows = self.conn.execute(
-            f"SELECT partition, next_offset FROM {OFFSETS_TABLE} WHERE asset_key = ? AND topic = ?",
-            (asset_key, topic),
-        ).fetchall()
-        return {int(p): int(o) for p, o in rows}
-
     def read_all_offsets(self, asset_keys: Sequence[str]) -> list[tuple[str, str, int, int]]:
         """Return ``(asset_key, topic, partition, next_offset)`` of many assets, no DDL."""
         try:
@@ -278,18 +269,3 @@ class SqliteWarehouse:
                 return []
             raise
         return [(str(a), str(t), int(p), int(o)) for a, t, p, o in rows]
-
-    def read_state(self, scope: str, name: str) -> str | None:
-        """Return a stored state value, or None."""
-        row = self.conn.execute(
-            f"SELECT value FROM {STATE_TABLE} WHERE scope = ? AND name = ?", (scope, name)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def list_dead_letters(
-        self, asset_key: str, topic: str, limit: int | None
-    ) -> list[StoredDeadLetter]:
-        """Return stored dead letters in partition/offset order."""
-        params: tuple[Any, ...] = (asset_key, topic) if limit is None else (asset_key, topic, limit)
-        rows = self.conn.execute(select_dead_letters_sql("?", limit), params).fetchall()
-        return [stored_dead_letter(row) for row in rows]
