@@ -485,6 +485,15 @@ def read_document(bind: Engine | Connection, problems: list[str] | None = None) 
     return state.document
 
 
+def read_document_and_invalid_rows(
+    engine: Engine,
+) -> tuple[RegistryDocument, dict[str, dict[str, str]]]:
+    """Read the registry and the entities left out of it: kind → name → ``where: reason``."""
+    with gc_paused(), engine.connect() as connection:
+        state = _read_state(connection)
+    return state.document, {kind: dict(r) for kind, r in state.invalid.reasons.items() if r}
+
+
 # ------------------------------------------------------------------------------------- import
 
 
