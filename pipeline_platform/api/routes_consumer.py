@@ -4,6 +4,7 @@ and the probes ``/healthz`` and ``/readyz``."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from pipeline_platform.api.errors import ApiError, JsonResponse, error_response
@@ -73,14 +74,20 @@ def validate_config(request: Request) -> JsonResponse:
 @router.post(
     "/reload-config",
     dependencies=[Depends(require_write)],
-    summary="Reload the Dagster code location",
+    summary="Record SQL edits as a revision and reload the Dagster code location",
 )
 async def reload_config(request: Request) -> JsonResponse:
     """``{"reloaded": true, "revision": n}``; 503 when the webserver cannot reload."""
     services = _services(request)
 
     def reload() -> int:
-        revision = services.registry.view(fresh=True).revision
+        from pipeline_platform.registry.sql_edits import record_sql_edits
+
+        try:
+            revision = record_sql_edits(services.registry.engine)
+        except SQLAlchemyError as error:
+            raise ApiError(503, f"registry unavailable: {one_line(error)}") from None
+        services.registry.view(fresh=True)
         try:
             services.reload_location()
         except Exception as error:
