@@ -288,10 +288,11 @@ def _id_tables() -> None:
 
 
 def _read_all(bind: sa.Connection) -> dict[str, list[dict[str, Any]]]:
-    return {
-        name: [dict(row._mapping) for row in bind.execute(sa.text(f"SELECT * FROM {name}"))]
-        for name in REBUILT
-    }
+    saved: dict[str, list[dict[str, Any]]] = {}
+    for name in REBUILT:
+        table = sa.Table(name, sa.MetaData(), autoload_with=bind)  # typed values (datetimes)
+        saved[name] = [dict(row._mapping) for row in bind.execute(sa.select(table))]
+    return saved
 
 
 def _insert(bind: sa.Connection, name: str, rows: list[dict[str, Any]]) -> None:
