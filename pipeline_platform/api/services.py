@@ -44,16 +44,38 @@ class ApiServices:
 
 
 def default_reload() -> str:
-    """Reload the code location through the Dagster webserver named by the environment."""
+    """Reload the code location through the Dagster webserver named by the environment.
+
+    The location is ``PIPELINE_DAGSTER_LOCATION_NAME`` when set; otherwise every location of
+    the webserver's workspace (``dagster dev -m pipeline_platform.definitions`` names it after
+    the module).
+    """
     import os
 
-    from pipeline_platform.factory.sensors import (
-        DEFAULT_LOCATION_NAME,
-        LOCATION_NAME_ENV,
-        reload_code_location,
-    )
+    from pipeline_platform.factory.sensors import LOCATION_NAME_ENV, reload_code_location
 
-    return reload_code_location(os.environ.get(LOCATION_NAME_ENV, DEFAULT_LOCATION_NAME))
+    name = os.environ.get(LOCATION_NAME_ENV)
+    names = [name] if name else _workspace_locations()
+    return "; ".join(reload_code_location(location) for location in names)
+
+
+def _workspace_locations() -> list[str]:
+    import os
+
+    import httpx
+
+    from pipeline_platform.factory.sensors import WEBSERVER_HOST_ENV, WEBSERVER_PORT_ENV
+
+    host = os.environ.get(WEBSERVER_HOST_ENV) or "localhost"
+    port = int(os.environ.get(WEBSERVER_PORT_ENV) or 3000)
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+    response = httpx.post(f"http://{host}:{port}/graphql", json={"query": query}, timeout=30)
+    response.raise_for_status()
+    workspace = (response.json().get("data") or {}).get("workspaceOrError") or {}
+    names = [entry["name"] for entry in workspace.get("locationEntries") or []]
+    if not names:
+        raise RuntimeError(f"the Dagster webserver at {host}:{port} lists no code location")
+    return names
 
 
 def build_services(
