@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from pipeline_platform.api.errors import ApiError, JsonResponse, error_response
 from pipeline_platform.api.security import require_read, require_write
@@ -51,16 +52,18 @@ def readyz(request: Request) -> JsonResponse:
 
 
 @router.get("/status", dependencies=read, summary="Per-table ingestion status")
-def status(request: Request) -> JsonResponse:
+async def status(request: Request) -> Response:
     """``{"registry": {"revision", "fingerprint", "up"}, "tables": [...]}``."""
-    return JsonResponse(_services(request).state.read().as_json())
+    body = (await _services(request).state_async()).status_body
+    return Response(body, media_type="application/json")
 
 
 @router.get("/topics", dependencies=read, summary="Names of the ingested topics")
-def ingested_topics(request: Request) -> JsonResponse:
+async def ingested_topics(request: Request) -> JsonResponse:
     """``{"topics": [names of topics with a table]}``."""
     services = _services(request)
-    return JsonResponse(services.answer("ingested", lambda v: queries.ingested_topics(v.document)))
+    answer = await services.answer_async("ingested", lambda v: queries.ingested_topics(v.document))
+    return JsonResponse(answer)
 
 
 @router.get("/validate-config", dependencies=read, summary="Validate the live registry")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
 
 from pipeline_platform.api.errors import ApiError, JsonResponse
 from pipeline_platform.api.security import require_read
@@ -28,68 +30,71 @@ def _services(request: Request) -> ApiServices:
     return services
 
 
-def _answer(request: Request, key: Any, question: Any) -> JsonResponse:
-    return JsonResponse(_services(request).answer(key, lambda view: question(view.document)))
+async def _answer(request: Request, key: Any, question: Any) -> Response:
+    """Answer from the bytes rendered once per registry view (404 for unknown names)."""
+    render = lambda view: orjson.dumps(question(view.document))  # noqa: E731
+    body = await _services(request).answer_async(key, render)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/api/pipelines/flows", summary="Active flows")
-def flows(request: Request) -> JsonResponse:
+async def flows(request: Request) -> Response:
     """``{"flows": [{"flow_name", "description", "priority", "stage_count", "topic_count",
     "active"}]}``."""
-    return _answer(request, "flows", queries.flows)
+    return await _answer(request, "flows", queries.flows)
 
 
 @router.get("/api/pipelines/flows/{flow}", summary="One flow and its stages")
-def flow(request: Request, flow: str) -> JsonResponse:
+async def flow(request: Request, flow: str) -> Response:
     """``{"flow": {...}, "stages": [...]}``; 404 for an unknown flow."""
     name = checked_name(flow, "flow")
-    return _answer(request, ("flow", name), lambda doc: queries.flow(doc, name))
+    return await _answer(request, ("flow", name), lambda doc: queries.flow(doc, name))
 
 
 @router.get("/api/pipelines/stages", summary="Stages, optionally of one flow")
-def stages(
+async def stages(
     request: Request, flow: Annotated[str | None, Query(max_length=MAX_NAME)] = None
-) -> JsonResponse:
+) -> Response:
     """``{"stages": [...]}``; 404 when ``flow`` names no flow."""
     name = checked_name(flow, "flow") if flow is not None else None
-    return _answer(request, ("stages", name), lambda doc: queries.stages(doc, name))
+    return await _answer(request, ("stages", name), lambda doc: queries.stages(doc, name))
 
 
 @router.get("/api/pipelines/topics", summary="Topics")
-def topics(request: Request) -> JsonResponse:
+async def topics(request: Request) -> Response:
     """``{"topics": [...]}``."""
-    return _answer(request, "topics", queries.topics)
+    return await _answer(request, "topics", queries.topics)
 
 
 @router.get("/api/pipelines/topology", summary="Flows, stages, topics, producers, consumers")
 @router.get("/api/kafka/pipeline/topology", summary="Same as /api/pipelines/topology")
-def topology(request: Request) -> JsonResponse:
+async def topology(request: Request) -> Response:
     """``{"flows", "stages", "topics", "topic_producers", "topic_consumers"}``."""
-    return _answer(request, "topology", queries.topology)
+    return await _answer(request, "topology", queries.topology)
 
 
 @router.get("/api/pipelines/dependencies", summary="Service dependencies")
 @router.get("/api/kafka/pipeline/dependencies", summary="Same as /api/pipelines/dependencies")
-def dependencies(request: Request) -> JsonResponse:
+async def dependencies(request: Request) -> Response:
     """``{"dependencies": [{"source_service", "target_service", "via_topics"}]}``."""
-    return _answer(request, "dependencies", queries.dependencies)
+    return await _answer(request, "dependencies", queries.dependencies)
 
 
 @router.get("/api/pipelines/services/{service}", summary="The stages a service runs")
-def service(request: Request, service: str) -> JsonResponse:
+async def service(request: Request, service: str) -> Response:
     """``{"service_name", "stages": [...]}``; 404 for an unknown service."""
     name = checked_name(service, "service")
-    return _answer(request, ("service", name), lambda doc: queries.service(doc, name))
+    return await _answer(request, ("service", name), lambda doc: queries.service(doc, name))
 
 
 @router.get("/api/pipelines/topics/{topic}/lineage", summary="Producers, consumers, table")
-def lineage(request: Request, topic: str) -> JsonResponse:
+async def lineage(request: Request, topic: str) -> Response:
     """``{"topic", "producers", "consumers", "apiEndpoints", "storageTable"}``; 404 if unknown."""
     name = checked_name(topic, "topic")
-    return _answer(request, ("lineage", name), lambda doc: queries.lineage(doc, name))
+    return await _answer(request, ("lineage", name), lambda doc: queries.lineage(doc, name))
 
 
 @router.get("/api/kafka/pipeline/database", summary="Graph view: nodes and edges")
-def database_graph(request: Request) -> JsonResponse:
+async def database_graph(request: Request) -> Response:
     """``{"nodes": [{"id", "type", "position", "data"}], "edges": [...]}``."""
-    return _answer(request, "graph", queries.pipeline_graph)
+    return await _answer(request, "graph", queries.pipeline_graph)

@@ -25,7 +25,7 @@ def _matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
-def require_read(request: Request) -> None:
+async def require_read(request: Request) -> None:
     """Dependency of the read routes: checks ``PIPELINE_API_READ_TOKEN`` when it is set."""
     settings: ApiSettings = request.app.state.api_settings
     if settings.read_token is None:
@@ -37,7 +37,7 @@ def require_read(request: Request) -> None:
         raise ApiError(403, "invalid token")
 
 
-def require_write(request: Request) -> None:
+async def require_write(request: Request) -> None:
     """Dependency of the POST routes: requires ``Authorization: Bearer $PIPELINE_API_TOKEN``."""
     settings: ApiSettings = request.app.state.api_settings
     if settings.write_token is None:

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from pipeline_platform.config import Settings
-from pipeline_platform.monitoring.state import StateReader
+from pipeline_platform.monitoring.state import PlatformState, StateReader
 from pipeline_platform.registry.live import LiveRegistry, RegistryView
 
 
@@ -36,6 +38,20 @@ class ApiServices:
         """Return an answer computed once per registry view."""
         view = self.view()
         return view.memo(key, lambda: compute(view))
+
+    async def answer_async(self, key: Any, compute: Callable[[RegistryView], Any]) -> Any:
+        """Like :meth:`answer`, from an event loop: never waits for the database once warm."""
+        view = self.registry.current()
+        if view is None:
+            view = await run_in_threadpool(self.registry.view)
+        return view.memo(key, lambda: compute(view))
+
+    async def state_async(self) -> PlatformState:
+        """The monitoring state, from an event loop: never waits once a first state exists."""
+        state = self.state.current()
+        if state is None:
+            state = await run_in_threadpool(self.state.read)
+        return state
 
     def close(self) -> None:
         """Release database connections."""

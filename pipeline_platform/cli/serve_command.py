@@ -26,5 +26,5 @@ def _serve(args: argparse.Namespace) -> int:
     from pipeline_platform.api.app import create_app
 
     print(f"pipeline_platform API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

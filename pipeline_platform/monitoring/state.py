@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
+
+import orjson
 
 from pipeline_platform.config import Settings
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
@@ -83,6 +86,11 @@ class PlatformState:
     errors: tuple[str, ...] = ()
     read_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @cached_property
+    def status_body(self) -> bytes:
+        """The ``/status`` body as JSON bytes, rendered once per state."""
+        return orjson.dumps(self.as_json())
+
     def as_json(self) -> dict[str, Any]:
         """Return the ``/status`` body (spec §10)."""
         return {
@@ -132,16 +140,45 @@ class StateReader:
         self._lock = threading.Lock()
 
     def read(self) -> PlatformState:
-        """Return the state, read afresh when the cached one is older than ``ttl`` seconds."""
+        """Return the state, read afresh when the cached one is older than ``ttl`` seconds.
+
+        One caller refreshes at a time; while it does, the others get the previous state
+        instead of waiting (only the very first read makes everyone wait).
+        """
         state = self._state
         if state is not None and time.monotonic() - self._read_at < self.ttl:
             return state
-        with self._lock:
-            if self._state is not None and time.monotonic() - self._read_at < self.ttl:
-                return self._state
-            self._state = self._read()
-            self._read_at = time.monotonic()
+        if state is not None and not self._lock.acquire(blocking=False):
+            return state
+        if state is None:
+            self._lock.acquire()
+        try:
+            if self._state is None or time.monotonic() - self._read_at >= self.ttl:
+                self._state = self._read()
+                self._read_at = time.monotonic()
             return self._state
+        finally:
+            self._lock.release()
+
+    def current(self) -> PlatformState | None:
+        """Return the cached state without waiting (None before the first read).
+
+        A stale state is still returned while one background thread reads a new one.
+        """
+        state = self._state
+        stale = state is not None and time.monotonic() - self._read_at >= self.ttl
+        if stale and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._refresh_in_background, daemon=True).start()
+        return state
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self._state = self._read()
+        except Exception:
+            logger.warning("Monitoring state read failed; serving the last one", exc_info=True)
+        finally:
+            self._read_at = time.monotonic()
+            self._lock.release()
 
     def warehouse_url(self, data_source: str) -> str:
         """Return the URL of a data source: the warehouse setting or its ``url_env`` variable."""

@@ -7,6 +7,7 @@ costs nothing; answers computed from one view can be memoized on it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline_platform.registry.document import RegistryDocument
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryUnavailable(RuntimeError):
@@ -66,18 +69,28 @@ class LiveRegistry:
     def view(self, *, fresh: bool = False) -> RegistryView:
         """Return the current view, re-checking the database when older than ``ttl``.
 
+        Args:
+            fresh: Re-check now and wait for it (after a reload, say).
+
         Raises:
             RegistryUnavailable: when the registry cannot be read.
         """
         view = self._view
         if view is not None and not fresh and time.monotonic() - self._checked < self.ttl:
             return view
-        with self._lock:
-            if not fresh and self._view is not None and time.monotonic() - self._checked < self.ttl:
-                return self._view
-            self._view = self._read(self._view)
-            self._checked = time.monotonic()
+        # While one caller re-checks, the others keep answering from the previous view.
+        if view is not None and not fresh and not self._lock.acquire(blocking=False):
+            return view
+        if view is None or fresh:
+            self._lock.acquire()
+        try:
+            stale = time.monotonic() - self._checked >= self.ttl
+            if fresh or self._view is None or stale:
+                self._view = self._read(self._view)
+                self._checked = time.monotonic()
             return self._view
+        finally:
+            self._lock.release()
 
     def _read(self, previous: RegistryView | None) -> RegistryView:
         from pipeline_platform.registry.fingerprint import content_fingerprint
@@ -104,6 +117,27 @@ class LiveRegistry:
         except SQLAlchemyError as error:
             raise RegistryUnavailable(f"registry unavailable: {one_line(error)}") from None
         return RegistryView(document, revision, fingerprint, tuple(problems))
+
+    def current(self) -> RegistryView | None:
+        """Return the cached view without waiting (None before the first read).
+
+        A stale view is still returned; one background thread re-checks the database meanwhile,
+        so an event loop can serve from here without blocking.
+        """
+        view = self._view
+        stale = view is not None and time.monotonic() - self._checked >= self.ttl
+        if stale and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._refresh_in_background, daemon=True).start()
+        return view
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self._view = self._read(self._view)
+        except RegistryUnavailable as error:
+            logger.warning("%s; serving the registry as last read", error)
+        finally:
+            self._checked = time.monotonic()
+            self._lock.release()
 
     def ping(self) -> None:
         """Check that the registry answers.
