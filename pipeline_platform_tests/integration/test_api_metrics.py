@@ -6,11 +6,14 @@ timestamps, the Dagster instance), read by the API process at scrape time.
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
+import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from pipeline_platform.cli.main import main
 from pipeline_platform_tests.integration.api_server import api_server
 from pipeline_platform_tests.integration.test_materialize_cli import (  # noqa: F401 (fixture)
     ASSET,
@@ -42,6 +45,8 @@ def of(samples: dict, name: str, **labels: str) -> float:
 def test_metrics_and_status_follow_a_real_ingestion(
     environment: dict[str, str],  # noqa: F811
     kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     started = time.time()
     messages: list[tuple[int | None, bytes | None, bytes | None]] = [
@@ -83,6 +88,13 @@ def test_metrics_and_status_follow_a_real_ingestion(
         assert row["dead_letters_24h"] == {"parse": 1}
         assert row["last_run"]["status"] == "SUCCESS"
         assert status["registry"]["revision"] == 1
+
+        # The CLI prints the same body from the same state code.
+        for name in ("DAGSTER_HOME", "PIPELINE_REGISTRY_URL", "PIPELINE_WAREHOUSE_URL"):
+            monkeypatch.setenv(name, environment[name])
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+        assert main(["status", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == status
 
         # Five messages nobody ingested yet: lag in messages and in seconds, after the cache.
         produce(kafka_bootstrap, TOPIC, [(1, b"dev-9", wifi(9, s, -1)) for s in range(5)])
