@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -23,11 +23,12 @@ import psycopg
 import pytest
 
 from pipeline_platform.registry.validation import load_document
+from pipeline_platform_tests.e2e.dagster_dev import dagster_dev
 from pipeline_platform_tests.e2e.test_definitions_hot_reload import FIXTURE, _asset_keys, _import
 from pipeline_platform_tests.integration.api_server import api_server
 from pipeline_platform_tests.integration.sql_statements import INSERTS, run_sql
+from pipeline_platform_tests.integration.test_materialize_cli import materialize
 from pipeline_platform_tests.kafka import produce
-from pipeline_platform_tests.servers import free_port
 
 TOKEN = "e2e-write-token"
 TOPIC = "device.sensor.new.raw"
@@ -43,39 +44,25 @@ def stack(
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     registry_url = f"sqlite:///{tmp_path / 'registry.db'}"
     _import(registry_url, load_document(FIXTURE))
-    port = free_port()
     env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
         "PIPELINE_REGISTRY_URL": registry_url,
         "PIPELINE_WAREHOUSE_URL": postgres_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "PIPELINE_DAGSTER_WEBSERVER_HOST": "127.0.0.1",
-        "PIPELINE_DAGSTER_WEBSERVER_PORT": str(port),
         "PIPELINE_RELOAD_SENSOR_RUNNING": "0",  # the POST is what reloads here
-        "PIPELINE_API_TOKEN": TOKEN,
     }
-    env.pop("PIPELINE_REGISTRY_FILE", None)
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    log = (tmp_path / "dagster_dev.log").open("wb")
-    process = subprocess.Popen(
-        [dagster, "dev", "-m", "pipeline_platform.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield port, env
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+    with dagster_dev(home, env=env) as server:
+        port = int(urlsplit(server.url).port or 0)
+        yield (
+            port,
+            {
+                **os.environ,
+                **env,
+                "DAGSTER_HOME": str(home),
+                "PIPELINE_DAGSTER_WEBSERVER_HOST": "127.0.0.1",
+                "PIPELINE_DAGSTER_WEBSERVER_PORT": str(port),
+                "PIPELINE_API_TOKEN": TOKEN,
+            },
+        )
 
 
 def _wait_for_asset(port: int, key: str, timeout: float) -> None:
@@ -131,18 +118,7 @@ def test_sql_insert_then_reload_config_makes_an_ingested_asset(
             (None, b"s2", orjson.dumps({"device_id": "s2", "timestamp": 1764672001, "value": 2})),
         ],
     )
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "pipeline_platform.definitions",
-        "--select",
-        ASSET,
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    done = materialize(env, ASSET)
     assert done.returncode == 0, done.stderr[-3000:]
     conninfo = postgres_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conninfo) as conn:

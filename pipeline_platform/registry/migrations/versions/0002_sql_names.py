@@ -184,25 +184,42 @@ def _unchanged_children() -> None:
     op.create_index("ix_pipeline_stage_topics_topic_id", "pipeline_stage_topics", ["topic_id"])
 
 
-def _sql_name_tables() -> None:
-    op.create_table(
-        "topic_table_configs",
-        _id(),
-        sa.Column(
+def _table_configs(sql_names: bool) -> None:
+    key: sa.Column[Any]
+    if sql_names:
+        key = sa.Column(
             "topic_name",
             sa.String(249),
             _fk("topic_table_configs", "topic_name", "kafka_topics", "topic_name"),
             nullable=False,
+        )
+    else:
+        key = sa.Column(
+            "topic_id",
+            sa.Integer(),
+            _fk("topic_table_configs", "topic_id", "kafka_topics"),
+            nullable=False,
+        )
+    op.create_table(
+        "topic_table_configs",
+        _id(),
+        key,
+        sa.Column(
+            "data_source",
+            sa.String(63),
+            nullable=False,
+            server_default="warehouse" if sql_names else None,
         ),
-        sa.Column("data_source", sa.String(63), nullable=False, server_default="warehouse"),
         sa.Column("schema_name", sa.String(63), nullable=True),
         sa.Column("table_name", sa.String(63), nullable=False),
-        sa.Column("upsert_key", sa.Text(), nullable=False, server_default=""),
+        sa.Column(
+            "upsert_key", sa.Text(), nullable=False, server_default="" if sql_names else None
+        ),
         sa.Column("time_column", sa.String(63), nullable=True),
         sa.Column("max_lag_messages", sa.Integer(), nullable=True),
         sa.Column("freshness_minutes", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_topic_table_configs"),
-        sa.UniqueConstraint("topic_name", name="uq_topic_table_configs_topic_name"),
+        sa.UniqueConstraint(key.name, name=f"uq_topic_table_configs_{key.name}"),
         sa.UniqueConstraint(
             "data_source",
             "schema_name",
@@ -210,6 +227,10 @@ def _sql_name_tables() -> None:
             name="uq_topic_table_configs_data_source_schema_name_table_name",
         ),
     )
+
+
+def _sql_name_tables() -> None:
+    _table_configs(sql_names=True)
     op.create_table(
         "topic_field_mappings",
         _id(),
@@ -235,31 +256,7 @@ def _sql_name_tables() -> None:
 
 def _id_tables() -> None:
     """``topic_table_configs`` and ``topic_field_mappings`` as 0001 created them."""
-    op.create_table(
-        "topic_table_configs",
-        _id(),
-        sa.Column(
-            "topic_id",
-            sa.Integer(),
-            _fk("topic_table_configs", "topic_id", "kafka_topics"),
-            nullable=False,
-        ),
-        sa.Column("data_source", sa.String(63), nullable=False),
-        sa.Column("schema_name", sa.String(63), nullable=True),
-        sa.Column("table_name", sa.String(63), nullable=False),
-        sa.Column("upsert_key", sa.Text(), nullable=False),
-        sa.Column("time_column", sa.String(63), nullable=True),
-        sa.Column("max_lag_messages", sa.Integer(), nullable=True),
-        sa.Column("freshness_minutes", sa.Integer(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_topic_table_configs"),
-        sa.UniqueConstraint("topic_id", name="uq_topic_table_configs_topic_id"),
-        sa.UniqueConstraint(
-            "data_source",
-            "schema_name",
-            "table_name",
-            name="uq_topic_table_configs_data_source_schema_name_table_name",
-        ),
-    )
+    _table_configs(sql_names=False)
     op.create_table(
         "topic_field_mappings",
         _id(),
