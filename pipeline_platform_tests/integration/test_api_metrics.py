@@ -7,24 +7,46 @@ timestamps, the Dagster instance), read by the API process at scrape time.
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from pipeline_platform.cli.main import main
+from pipeline_platform.registry.database import create_registry_engine, upgrade_registry
+from pipeline_platform.registry.store import import_document
+from pipeline_platform.registry.validation import load_document
 from pipeline_platform_tests.integration.api_server import api_server
-from pipeline_platform_tests.integration.test_materialize_cli import (  # noqa: F401 (fixture)
-    ASSET,
-    TOPIC,
-    environment,
-    materialize,
-    wifi,
-)
+from pipeline_platform_tests.integration.test_materialize_cli import FIXTURE, materialize, wifi
 from pipeline_platform_tests.kafka import produce
 
+# A topic of its own: the session's broker is shared with the other tests.
+TOPIC = "metrics.network.wifi.raw"
+ASSET = "warehouse/device_network_wifi_raw"
 LABELS = {"topic": TOPIC, "table": "device_network_wifi_raw", "data_source": "warehouse"}
+
+
+@pytest.fixture
+def environment(tmp_path: Path, postgres_url: str, kafka_bootstrap: str) -> dict[str, str]:
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(FIXTURE.read_text().replace("device.network.wifi.raw", TOPIC))
+    registry_url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = create_registry_engine(registry_url)
+    upgrade_registry(engine)
+    import_document(engine, load_document(registry), actor="test")
+    engine.dispose()
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PIPELINE_REGISTRY_URL": registry_url,
+        "PIPELINE_WAREHOUSE_URL": postgres_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+    }
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -43,7 +65,7 @@ def of(samples: dict, name: str, **labels: str) -> float:
 
 
 def test_metrics_and_status_follow_a_real_ingestion(
-    environment: dict[str, str],  # noqa: F811
+    environment: dict[str, str],
     kafka_bootstrap: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -55,7 +77,7 @@ def test_metrics_and_status_follow_a_real_ingestion(
     ]
     messages.append((0, b"dev-1", b'{"device_id": "dev-1", "recorded_at": '))  # malformed
     produce(kafka_bootstrap, TOPIC, messages)
-    result = materialize(environment)
+    result = materialize(environment, ASSET)
     assert result.returncode == 0, result.stderr[-3000:]
 
     with api_server(environment) as url:
