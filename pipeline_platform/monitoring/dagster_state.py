@@ -97,12 +97,28 @@ class DagsterReader:
         return {asset: by_id[run] for asset, run in run_of.items() if run in by_id}
 
     def rows_written(self, asset_keys: Sequence[str]) -> dict[str, int]:
-        """Return the rows written into each table over all its materializations."""
+        """Return the rows written into each table over all its materializations.
+
+        One asset-records query tells which tables have new materializations; only those are
+        read, from the storage id already summed.
+        """
         import dagster as dg
 
+        latest: dict[str, int] = {}  # asset → storage id of its newest materialization
+        for record in self.instance.get_asset_records(
+            [dg.AssetKey(k.split("/")) for k in asset_keys]
+        ):
+            entry = record.asset_entry
+            if entry.last_materialization_record is not None:
+                latest["/".join(entry.asset_key.path)] = (
+                    entry.last_materialization_record.storage_id
+                )
         with self._lock:
             for key in asset_keys:
                 after, total = self._rows.get(key, (0, 0))
+                if latest.get(key, 0) <= after:
+                    self._rows[key] = (after, total)  # nothing new: no query
+                    continue
                 cursor = None
                 while True:
                     result = self.instance.fetch_materializations(
