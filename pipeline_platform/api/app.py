@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,6 +16,15 @@ from pipeline_platform.api.errors import MAX_URL_BYTES, error_response, install_
 from pipeline_platform.api.services import ApiServices, build_services
 from pipeline_platform.api.settings import ApiSettings, load_api_settings
 from pipeline_platform.config import load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _warm(services: ApiServices) -> None:
+    try:
+        services.registry.view()
+    except Exception as error:  # reported again, as a 503, by the first request that needs it
+        logger.warning("Registry not readable at start: %s", error)
 
 
 def create_app(
@@ -33,6 +44,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Read the registry while the server starts, so the first requests find it warm.
+        threading.Thread(target=_warm, args=(services,), daemon=True).start()
         yield
         services.close()
 
