@@ -1,8 +1,9 @@
 """Read commands over the registry (spec §6): flows, stages, topics, topology, lineage...
 
 Each command loads the registry named by ``PIPELINE_REGISTRY_URL``, asks one question of
-:mod:`pipeline_platform.registry.queries` and prints the answer as a plain table, or as JSON
-with ``--json``. An unknown flow, topic or service is a one-line error with exit code 1.
+:mod:`pipeline_platform.registry.queries` and prints the answer as a plain table, or with
+``--json`` as exactly the JSON the HTTP API serves (spec §10; the same serializer).
+An unknown flow, topic or service is a one-line error with exit code 1.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _flows(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print_table(_FLOW_HEADERS, _flow_rows(result))
+    print_table(_FLOW_HEADERS, _flow_rows(result["flows"]))
     return 0
 
 
@@ -77,15 +78,30 @@ _FLOW_HEADERS = ("flow", "priority", "active", "stages", "topics", "description"
 
 def _flow_rows(flows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
-        (f["name"], f["priority"], f["active"], f["stageCount"], f["topicCount"], f["description"])
+        (
+            f["flow_name"],
+            f["priority"],
+            f.get("active"),
+            f["stage_count"],
+            f.get("topic_count"),
+            f["description"],
+        )
         for f in flows
     ]
 
 
-def _stage_rows(stages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def _stage_rows(flow: str | None, stages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
-        (s["flow"], s["order"], s["name"], s["service"], s["inputs"], s["outputs"], s["errors"])
-        for s in stages
+        (
+            s.get("flow_name", flow),
+            s.get("stage_order", order),
+            s["stage_name"],
+            s.get("service_name"),
+            s["input_topics"],
+            s["output_topics"],
+            s.get("error_topics"),
+        )
+        for order, s in enumerate(stages, start=1)
     ]
 
 
@@ -100,7 +116,7 @@ def _flow(args: argparse.Namespace) -> int:
         return 0
     print_table(_FLOW_HEADERS, _flow_rows([result["flow"]]))
     print()
-    print_table(_STAGE_HEADERS, _stage_rows(result["stages"]))
+    print_table(_STAGE_HEADERS, _stage_rows(args.name, result["stages"]))
     return 0
 
 
@@ -110,32 +126,40 @@ def _stages(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print_table(_STAGE_HEADERS, _stage_rows(result))
+    print_table(_STAGE_HEADERS, _stage_rows(None, result["stages"]))
     return 0
 
 
 def _topics(args: argparse.Namespace) -> int:
-    result = queries.topics(_document())
+    doc = _document()
+    result = queries.topics(doc)
     if args.json:
         print_json(result)
         return 0
+    topology = queries.topology(doc)
+    producers, consumers = topology["topic_producers"], topology["topic_consumers"]
     print_table(
-        ("topic", "partitions", "retention", "active", "schema", "table", "producers", "consumers"),
+        ("topic", "partitions", "retention", "table", "endpoints", "producers", "consumers"),
         (
             (
-                t["name"],
+                t["topic_name"],
                 t["partitions"],
-                t["retentionDays"],
-                t["active"],
-                t["hasSchema"],
-                t["storageTable"],
-                t["producers"],
-                t["consumers"],
+                t["retention_days"],
+                _table_label(t),
+                t["primary_endpoints"],
+                producers.get(t["topic_name"], []),
+                consumers.get(t["topic_name"], []),
             )
-            for t in result
+            for t in result["topics"]
         ),
     )
     return 0
+
+
+def _table_label(topic: dict[str, Any]) -> str | None:
+    if topic["table_name"] is None:
+        return None
+    return f"{topic.get('data_source', 'warehouse')}/{topic['table_name']}"
 
 
 def _topology(args: argparse.Namespace) -> int:
@@ -143,12 +167,15 @@ def _topology(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    names = {n["id"]: n["name"] for n in result["nodes"]}
     print_table(
-        ("source", "kind", "target", "flow", "stage"),
+        ("topic", "producers", "consumers"),
         (
-            (names[e["source"]], e["kind"], names[e["target"]], e["flow"], e["stage"])
-            for e in result["edges"]
+            (
+                t["topic_name"],
+                result["topic_producers"].get(t["topic_name"], []),
+                result["topic_consumers"].get(t["topic_name"], []),
+            )
+            for t in result["topics"]
         ),
     )
     return 0
@@ -160,8 +187,11 @@ def _dependencies(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     print_table(
-        ("service", "flows", "upstream", "downstream"),
-        ((d["service"], d["flows"], d["upstream"], d["downstream"]) for d in result),
+        ("source service", "target service", "via topics"),
+        (
+            (d["source_service"], d["target_service"], d["via_topics"])
+            for d in result["dependencies"]
+        ),
     )
     return 0
 
@@ -173,15 +203,15 @@ def _lineage(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     rows: list[tuple[Any, ...]] = []
-    for endpoint in result["apiEndpoints"]:
-        rows.append(("api endpoint", f"{endpoint['method']} {endpoint['path']}", None, None))
+    for path in result["apiEndpoints"]:
+        rows.append(("api endpoint", path, None, None))
     for ref in result["producers"]:
         rows.append(("producer", ref["service"], ref["flow"], ref["stage"]))
     for ref in result["consumers"]:
         rows.append(("consumer", ref["service"], ref["flow"], ref["stage"]))
     if result["storageTable"] is not None:
-        rows.append(("storage table", result["storageTable"], None, None))
-    print(f"topic: {result['topic']['name']}")
+        rows.append(("storage table", _table_label(result["topic"]), None, None))
+    print(f"topic: {result['topic']['topic_name']}")
     print_table(("role", "name", "flow", "stage"), rows)
     return 0
 
@@ -192,8 +222,14 @@ def _service(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"service: {result['service']}")
-    print_table(_STAGE_HEADERS, _stage_rows(result["stages"]))
+    print(f"service: {result['service_name']}")
+    print_table(
+        ("flow", "stage", "inputs", "outputs"),
+        (
+            (s["flow_name"], s["stage_name"], s["input_topics"], s["output_topics"])
+            for s in result["stages"]
+        ),
+    )
     return 0
 
 

@@ -266,6 +266,7 @@ def run_dev_stack(
     *,
     home: Path,
     port: int = 3000,
+    api_port: int = 8003,
     registry_file: Path | None = None,
     events_per_second: float = 200.0,
     progress: Callable[[str], None] = log.info,
@@ -279,6 +280,7 @@ def run_dev_stack(
         home: The ``DAGSTER_HOME`` directory (created when missing); the default SQLite registry
             and warehouse live there.
         port: Port of the Dagster webserver.
+        api_port: Port of the platform API (``pipeline-platform serve``; 0 turns it off).
         registry_file: Registry YAML to import (default: the demo registry).
         events_per_second: Rate of demo events (0 turns the producer off).
         progress: Where progress lines go.
@@ -320,11 +322,23 @@ def run_dev_stack(
                 producer.start()
                 stack.enter_context(_stopping(producer.stop))
                 progress(f"producing about {events_per_second:g} demo events/s")
+            if api_port:
+                api = _start_api(api_port)
+                stack.enter_context(
+                    _stopping(lambda: stop_process_group(api, signal.SIGTERM, timeout=10))
+                )
+                progress(f"API on http://127.0.0.1:{api_port} (pid {api.pid}; docs at /docs)")
             return _run_dagster_dev(port, progress)
     except KeyboardInterrupt:
         return 0
     finally:
         progress("local stack stopped")
+
+
+def _start_api(port: int) -> subprocess.Popen[Any]:
+    """Start ``pipeline-platform serve`` on ``port`` in its own session (same environment)."""
+    command = [sys.executable, "-m", "pipeline_platform.cli.main", "serve", "--port", str(port)]
+    return subprocess.Popen(command, start_new_session=True)
 
 
 def _run_dagster_dev(port: int, progress: Callable[[str], None]) -> int:

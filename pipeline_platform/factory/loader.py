@@ -56,7 +56,9 @@ def registry_file(environ: Mapping[str, str] | None = None) -> Path | None:
 
 
 def registry_revision(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
-    """Return the current registry revision cheaply (no document read).
+    """Return the current registry revision, recording SQL edits first (see ``sql_edits``).
+
+    Cheap when nothing changed: one revision row and the content fingerprint.
 
     Args:
         settings: Runtime settings (registry URL).
@@ -68,11 +70,13 @@ def registry_revision(settings: Settings, environ: Mapping[str, str] | None = No
     path = registry_file(environ)
     if path is not None:
         return _file_revision(path.read_bytes())
-    from pipeline_platform.registry.database import create_registry_engine, current_revision
+    from pipeline_platform.registry.database import create_registry_engine
+    from pipeline_platform.registry.sql_edits import record_sql_edits
 
     engine = create_registry_engine(settings.registry_url)
     try:
-        return str(current_revision(engine))
+        # Edits made directly in SQL become a revision (actor ``sql``) here, so they reload too.
+        return str(record_sql_edits(engine))
     finally:
         engine.dispose()
 

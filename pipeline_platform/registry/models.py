@@ -5,8 +5,12 @@ reference their parent with ``ON DELETE CASCADE``. JSON values (schemas, upsert 
 pipeline graphs, module config schemas, revision summaries) are stored as JSON text so that the
 same schema works on SQLite and PostgreSQL and key order is preserved for a byte-identical export.
 
-The migration ``0001_initial`` creates these tables; the models are for typed queries and for
-tests that compare the migrated schema with the declared one.
+The migration ``0001_initial`` creates these tables and ``0002_sql_names`` gives the topic,
+table and mapping tables the column names of the old consumer (spec §2.2: ``topic_name``,
+``source_field_path``, ``target_column``, ``is_required``, a comma-separated ``upsert_key``,
+names instead of numeric foreign keys, defaults for the columns SQL users omit) and records a
+content fingerprint and the document with each revision. The models are for typed queries and
+for tests that compare the migrated schema with the declared one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,19 +57,19 @@ def _parent(column: str) -> Mapped[int]:
 
 
 class KafkaTopic(Base):
-    """A Kafka topic."""
+    """A Kafka topic; the columns SQL users insert have defaults (spec §2.2)."""
 
     __tablename__ = "kafka_topics"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(249), nullable=False, unique=True)
-    category: Mapped[str] = mapped_column(String(255), nullable=False, default="")
-    source: Mapped[str] = mapped_column(String(255), nullable=False, default="")
-    datatype: Mapped[str] = mapped_column(String(255), nullable=False, default="")
-    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    partitions: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    topic_name: Mapped[str] = mapped_column(String(249), nullable=False, unique=True)
+    category: Mapped[str] = mapped_column(String(255), nullable=False, server_default="")
+    source: Mapped[str] = mapped_column(String(255), nullable=False, server_default="")
+    datatype: Mapped[str] = mapped_column(String(255), nullable=False, server_default="")
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    partitions: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=true())
 
 
 class KafkaTopicSchema(Base):
@@ -96,40 +102,53 @@ class TopicApiEndpoint(Base):
 
 
 class TopicTableConfig(Base):
-    """The table a topic is ingested into (at most one per topic)."""
+    """The table a topic is ingested into (at most one per topic), keyed by topic name.
+
+    ``upsert_key`` is a comma-separated column list (empty: append only), as the old consumer's
+    SQL users write it; a NULL ``schema_name`` means ``public``.
+    """
 
     __tablename__ = "topic_table_configs"
     __table_args__ = (UniqueConstraint("data_source", "schema_name", "table_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    topic_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("kafka_topics.id", ondelete="CASCADE"), nullable=False, unique=True
+    topic_name: Mapped[str] = mapped_column(
+        String(249),
+        ForeignKey("kafka_topics.topic_name", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=False,
+        unique=True,
     )
-    data_source: Mapped[str] = mapped_column(String(63), nullable=False)
+    data_source: Mapped[str] = mapped_column(String(63), nullable=False, server_default="warehouse")
     schema_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
     table_name: Mapped[str] = mapped_column(String(63), nullable=False)
-    upsert_key: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    upsert_key: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     time_column: Mapped[str | None] = mapped_column(String(63), nullable=True)
     max_lag_messages: Mapped[int | None] = mapped_column(Integer, nullable=True)
     freshness_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class TopicFieldMapping(Base):
-    """One source field mapped to one column of a topic's table."""
+    """One source field mapped to one column of a topic's table, keyed by topic name.
+
+    ``position`` orders the mappings of a table; rows inserted in SQL without it come after,
+    in insertion (id) order.
+    """
 
     __tablename__ = "topic_field_mappings"
-    __table_args__ = (
-        UniqueConstraint("table_config_id", "position"),
-        UniqueConstraint("table_config_id", "column_name"),
-    )
+    __table_args__ = (UniqueConstraint("topic_name", "target_column"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    table_config_id: Mapped[int] = _parent("topic_table_configs.id")
-    position: Mapped[int] = mapped_column(Integer, nullable=False)
-    source_path: Mapped[str] = mapped_column(String(1024), nullable=False)
-    column_name: Mapped[str] = mapped_column(String(63), nullable=False)
+    topic_name: Mapped[str] = mapped_column(
+        String(249),
+        ForeignKey("topic_table_configs.topic_name", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=False,
+    )
+    table_name: Mapped[str] = mapped_column(String(63), nullable=False)
+    position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_field_path: Mapped[str] = mapped_column(String(1024), nullable=False)
+    target_column: Mapped[str] = mapped_column(String(63), nullable=False)
     data_type: Mapped[str] = mapped_column(String(20), nullable=False)
-    required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    is_required: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     default_value: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
@@ -232,6 +251,8 @@ class RegistryRevision(Base):
     actor: Mapped[str] = mapped_column(String(255), nullable=False)
     source: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary: Mapped[str] = mapped_column(Text, nullable=False)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    content: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 kafka_topics = cast(Table, KafkaTopic.__table__)

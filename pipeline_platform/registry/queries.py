@@ -1,27 +1,31 @@
-"""Read-only questions over a registry snapshot: the answers of the old pipeline-monitor API.
+"""Read-only questions over a registry snapshot: the JSON of the old pipeline-monitor API (§10).
 
-Every function is pure: it takes a :class:`RegistryDocument` and returns plain, JSON-ready data
-(dicts with camelCase keys, lists, strings, numbers, booleans, None) in a deterministic order, so
-the same registry always gives byte-identical JSON. Unknown names raise :class:`LookupError`
-with a one-line message such as ``unknown flow 'x'``.
+This module is the one serializer of the read answers: the HTTP API and the CLI ``--json`` both
+print what these functions return. Every function is pure: it takes a :class:`RegistryDocument`
+and returns plain, JSON-ready data (the snake_case keys of the old monitor, lists, strings,
+numbers, booleans, None) in a deterministic order, so the same registry always gives
+byte-identical JSON. Unknown names raise :class:`LookupError` with a one-line message such as
+``unknown flow 'x'``.
 
 Conventions shared by the answers:
 
-- A *stage* is described by :func:`stage_info` (flow, name, order from 1, service, topics by role).
 - A stage *produces* the topics it lists as ``outputs`` and ``errors``; it *consumes* its
   ``inputs``.
-- A topic's storage table is named like its Dagster asset, ``<data_source>/<table>``.
+- ``table_name`` / ``storageTable`` are bare table names; a topic ingested into another data
+  source than ``warehouse`` also carries ``data_source``.
+- Flows come most urgent priority first, then by name; stages by flow name then order; topics
+  and services by name.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pipeline_platform.pipelines.catalog import BUILTIN_MODULES, ModuleSpec
 from pipeline_platform.registry.document import (
-    ApiEndpoint,
+    DEFAULT_DATA_SOURCE,
     Flow,
     RegistryDocument,
     Stage,
@@ -31,12 +35,14 @@ from pipeline_platform.registry.document import (
 PRIORITY_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 MODULE_KIND_RANK = {"extractor": 0, "transformer": 1, "loader": 2}
 
-# Edge kinds of the topology graph.
-CONSUMES = "consumes"
-PRODUCES = "produces"
-ERRORS = "errors"
-PUBLISHES = "publishes"
-STORES = "stores"
+# Node types of the graph view (/api/kafka/pipeline/database).
+EXTERNAL = "external"
+KAFKA = "kafka"
+PROCESSOR = "processor"
+DATABASE = "database"
+_TYPE_RANK = {EXTERNAL: 0, KAFKA: 1, PROCESSOR: 2, DATABASE: 3}
+LAYER_WIDTH = 300
+ROW_HEIGHT = 120
 
 
 def _unique_sorted(values: Iterable[str]) -> list[str]:
@@ -64,164 +70,139 @@ def _find_topic(doc: RegistryDocument, name: str) -> Topic:
     return topic
 
 
-def storage_table(topic: Topic) -> str | None:
-    """Return the asset-style name ``<data_source>/<table>`` of a topic's table, or None.
-
-    Args:
-        topic: The topic.
-
-    Returns:
-        ``warehouse/device_audio_raw`` for a topic ingested into that table; None when the
-        topic is not ingested.
-    """
+def _table_keys(topic: Topic) -> dict[str, Any]:
+    """``{"table_name": name or None}``, plus ``data_source`` when it is not the warehouse."""
     if topic.table is None:
-        return None
-    return f"{topic.table.data_source}/{topic.table.name}"
+        return {"table_name": None}
+    keys: dict[str, Any] = {"table_name": topic.table.name}
+    if topic.table.data_source != DEFAULT_DATA_SOURCE:
+        keys["data_source"] = topic.table.data_source
+    return keys
 
 
-def endpoint_info(endpoint: ApiEndpoint) -> dict[str, Any]:
-    """Describe an API endpoint as ``{"method", "path"}``."""
-    return {"method": endpoint.method, "path": endpoint.path}
-
-
-def endpoint_label(endpoint: ApiEndpoint) -> str:
-    """Return ``"POST /audio/upload"``: the method and path of an endpoint."""
-    return f"{endpoint.method} {endpoint.path}"
-
-
-def stage_info(flow: Flow, order: int, stage: Stage) -> dict[str, Any]:
-    """Describe one stage of a flow.
-
-    Args:
-        flow: The flow the stage belongs to.
-        order: Position of the stage in its flow, from 1.
-        stage: The stage.
-
-    Returns:
-        ``{"flow", "name", "order", "service", "description", "inputs", "outputs", "errors"}``
-        with topic lists in declared order.
-    """
-    return {
-        "flow": flow.name,
-        "name": stage.name,
-        "order": order,
-        "service": stage.service,
-        "description": stage.description,
-        "inputs": list(stage.inputs),
-        "outputs": list(stage.outputs),
-        "errors": list(stage.errors),
-    }
+def _endpoints(topic: Topic) -> list[str]:
+    return [endpoint.path for endpoint in topic.api_endpoints]
 
 
 def _flow_topics(flow: Flow) -> set[str]:
     return {topic for stage in flow.stages for _, topic in stage.topics_by_role()}
 
 
-def flow_summary(flow: Flow) -> dict[str, Any]:
-    """Describe a flow without its stages.
-
-    Returns:
-        ``{"name", "description", "priority", "active", "stageCount", "topicCount"}``, where
-        ``topicCount`` counts the distinct topics its stages read or write.
-    """
+def _flow_row(flow: Flow) -> dict[str, Any]:
     return {
-        "name": flow.name,
+        "flow_name": flow.name,
         "description": flow.description,
         "priority": flow.priority,
+        "stage_count": len(flow.stages),
+        "topic_count": len(_flow_topics(flow)),
         "active": flow.active,
-        "stageCount": len(flow.stages),
-        "topicCount": len(_flow_topics(flow)),
     }
 
 
-def flows(doc: RegistryDocument) -> list[dict[str, Any]]:
-    """List the flows, most urgent priority first, then by name.
+def _stage_row(flow: Flow, stage: Stage) -> dict[str, Any]:
+    return {
+        "flow_name": flow.name,
+        "stage_name": stage.name,
+        "service_name": stage.service,
+        "input_topics": list(stage.inputs),
+        "output_topics": list(stage.outputs),
+        "error_topics": list(stage.errors),
+    }
 
-    Args:
-        doc: The registry.
+
+def _topic_row(topic: Topic) -> dict[str, Any]:
+    return {
+        "topic_name": topic.name,
+        "category": topic.category,
+        "source": topic.source,
+        "datatype": topic.datatype,
+        "description": topic.description,
+        "retention_days": topic.retention_days,
+        "partitions": topic.partitions,
+        "primary_endpoints": _endpoints(topic),
+        **_table_keys(topic),
+    }
+
+
+def flows(doc: RegistryDocument) -> dict[str, Any]:
+    """``GET /api/pipelines/flows``: the active flows, most urgent first, then by name.
 
     Returns:
-        One :func:`flow_summary` per flow.
+        ``{"flows": [{"flow_name", "description", "priority", "stage_count", "topic_count",
+        "active"}...]}``; ``topic_count`` counts the distinct topics the stages read or write.
     """
     ordered = sorted(doc.flows, key=lambda f: (PRIORITY_RANK[f.priority], f.name))
-    return [flow_summary(flow) for flow in ordered]
+    return {"flows": [_flow_row(flow) for flow in ordered if flow.active]}
 
 
 def flow(doc: RegistryDocument, name: str) -> dict[str, Any]:
-    """Describe one flow with its stages in order.
-
-    Args:
-        doc: The registry.
-        name: Flow name.
+    """``GET /api/pipelines/flows/{flow}``: one flow and its stages in order.
 
     Returns:
-        ``{"flow": <flow summary>, "stages": [<stage info>...], "stageCount",
-        "inputTopics", "outputTopics", "errorTopics"}``; the topic lists are sorted and
-        without duplicates.
+        ``{"flow": {"flow_name", "description", "priority", "stage_count"}, "stages":
+        [{"stage_name", "service_name", "input_topics", "output_topics", "error_topics",
+        "stage_order"}...]}``.
 
     Raises:
         LookupError: when no flow has that name.
     """
     found = _find_flow(doc, name)
-    stages = [stage_info(found, i, s) for i, s in enumerate(found.stages, start=1)]
+    row = _flow_row(found)
     return {
-        "flow": flow_summary(found),
-        "stages": stages,
-        "stageCount": len(stages),
-        "inputTopics": _unique_sorted(t for s in found.stages for t in s.inputs),
-        "outputTopics": _unique_sorted(t for s in found.stages for t in s.outputs),
-        "errorTopics": _unique_sorted(t for s in found.stages for t in s.errors),
+        "flow": {key: row[key] for key in ("flow_name", "description", "priority", "stage_count")},
+        "stages": [
+            {
+                "stage_name": stage.name,
+                "service_name": stage.service,
+                "input_topics": list(stage.inputs),
+                "output_topics": list(stage.outputs),
+                "error_topics": list(stage.errors),
+                "stage_order": order,
+            }
+            for order, stage in enumerate(found.stages, start=1)
+        ],
     }
 
 
-def stages(doc: RegistryDocument, flow: str | None = None) -> list[dict[str, Any]]:
-    """List stages, by flow name then stage order, optionally of one flow only.
-
-    Args:
-        doc: The registry.
-        flow: Only the stages of this flow, when given.
+def stages(doc: RegistryDocument, flow: str | None = None) -> dict[str, Any]:
+    """``GET /api/pipelines/stages[?flow=F]``: stages by flow name then order.
 
     Returns:
-        One :func:`stage_info` per stage.
+        ``{"stages": [{"flow_name", "stage_name", "service_name", "input_topics",
+        "output_topics", "error_topics"}...]}``.
 
     Raises:
         LookupError: when ``flow`` names no flow.
     """
     if flow is not None:
         _find_flow(doc, flow)
-    return [
-        stage_info(f, order, stage)
-        for f, order, stage in _stages(doc)
-        if flow is None or f.name == flow
-    ]
-
-
-def topic_info(topic: Topic) -> dict[str, Any]:
-    """Describe a topic's own settings.
-
-    Returns:
-        ``{"name", "category", "source", "datatype", "description", "partitions",
-        "retentionDays", "active", "hasSchema"}``.
-    """
     return {
-        "name": topic.name,
-        "category": topic.category,
-        "source": topic.source,
-        "datatype": topic.datatype,
-        "description": topic.description,
-        "partitions": topic.partitions,
-        "retentionDays": topic.retention_days,
-        "active": topic.active,
-        "hasSchema": topic.json_schema is not None,
+        "stages": [
+            _stage_row(f, stage) for f, _, stage in _stages(doc) if flow is None or f.name == flow
+        ]
     }
 
 
-def _writers_and_readers(
-    doc: RegistryDocument,
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-    """Map each topic to the stages that produce it and the stages that consume it."""
-    producers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    consumers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def topics(doc: RegistryDocument) -> dict[str, Any]:
+    """``GET /api/pipelines/topics``: every topic by name.
+
+    Returns:
+        ``{"topics": [{"topic_name", "category", "source", "datatype", "description",
+        "retention_days", "partitions", "primary_endpoints", "table_name"}...]}`` (plus
+        ``data_source`` for a table outside the warehouse).
+    """
+    return {"topics": [_topic_row(t) for t in sorted(doc.topics, key=lambda t: t.name)]}
+
+
+def ingested_topics(doc: RegistryDocument) -> dict[str, Any]:
+    """``GET /topics`` of the old consumer: ``{"topics": [names of topics with a table]}``."""
+    return {"topics": sorted(t.name for t in doc.topics if t.table is not None)}
+
+
+def _refs(doc: RegistryDocument) -> tuple[dict[str, list[dict[str, str]]], ...]:
+    """Map each topic to the stages that produce it and to the stages that consume it."""
+    producers: dict[str, list[dict[str, str]]] = defaultdict(list)
+    consumers: dict[str, list[dict[str, str]]] = defaultdict(list)
     for f, _, stage in _stages(doc):
         ref = {"flow": f.name, "stage": stage.name, "service": stage.service}
         for role, topic in stage.topics_by_role():
@@ -231,179 +212,214 @@ def _writers_and_readers(
     return producers, consumers
 
 
-def topics(doc: RegistryDocument) -> list[dict[str, Any]]:
-    """List the topics by name with their table and the services that write and read them.
-
-    Args:
-        doc: The registry.
-
-    Returns:
-        :func:`topic_info` plus ``"storageTable"`` (``<data_source>/<table>`` or None),
-        ``"producers"`` and ``"consumers"`` (sorted service names).
-    """
-    producers, consumers = _writers_and_readers(doc)
-    return [
-        {
-            **topic_info(topic),
-            "storageTable": storage_table(topic),
-            "producers": _unique_sorted(r["service"] for r in producers.get(topic.name, [])),
-            "consumers": _unique_sorted(r["service"] for r in consumers.get(topic.name, [])),
-        }
-        for topic in sorted(doc.topics, key=lambda t: t.name)
-    ]
-
-
-def topology(doc: RegistryDocument) -> dict[str, Any]:
-    """Return the graph API endpoint → topic → service → topic → table.
-
-    Node ids are prefixed by type: ``api:POST /audio/upload``, ``topic:device.audio.raw``,
-    ``service:silero-vad``, ``table:warehouse/device_audio_raw``. Edge kinds:
-    ``publishes`` (endpoint → topic), ``consumes`` (topic → service), ``produces`` and
-    ``errors`` (service → topic), ``stores`` (topic → table). Stage edges carry their flow and
-    stage; the others carry None there.
-
-    Args:
-        doc: The registry.
-
-    Returns:
-        ``{"nodes": [{"id", "type", "name"}...], "edges": [{"source", "target", "kind",
-        "flow", "stage"}...]}``, nodes by type (apiEndpoint, topic, service, table) then name,
-        edges sorted.
-    """
-    nodes: dict[str, dict[str, Any]] = {}
-    edges: set[tuple[str, str, str, str | None, str | None]] = set()
-
-    def node(kind: str, prefix: str, name: str) -> str:
-        node_id = f"{prefix}:{name}"
-        nodes.setdefault(node_id, {"id": node_id, "type": kind, "name": name})
-        return node_id
-
-    for topic in doc.topics:
-        topic_id = node("topic", "topic", topic.name)
-        for endpoint in topic.api_endpoints:
-            api_id = node("apiEndpoint", "api", endpoint_label(endpoint))
-            edges.add((api_id, topic_id, PUBLISHES, None, None))
-        table = storage_table(topic)
-        if table is not None:
-            edges.add((topic_id, node("table", "table", table), STORES, None, None))
-    for f, _, stage in _stages(doc):
-        service_id = node("service", "service", stage.service)
-        for role, topic_name in stage.topics_by_role():
-            topic_id = node("topic", "topic", topic_name)
-            if role == "input":
-                edges.add((topic_id, service_id, CONSUMES, f.name, stage.name))
-            else:
-                kind = PRODUCES if role == "output" else ERRORS
-                edges.add((service_id, topic_id, kind, f.name, stage.name))
-
-    type_rank = {"apiEndpoint": 0, "topic": 1, "service": 2, "table": 3}
-    ordered_nodes = sorted(nodes.values(), key=lambda n: (type_rank[n["type"]], n["name"]))
-    ordered_edges = sorted(edges, key=lambda e: (e[0], e[1], e[2], e[3] or "", e[4] or ""))
+def _services_by_topic(refs: dict[str, list[dict[str, str]]]) -> dict[str, list[str]]:
     return {
-        "nodes": ordered_nodes,
-        "edges": [
-            {"source": s, "target": t, "kind": k, "flow": fl, "stage": st}
-            for s, t, k, fl, st in ordered_edges
-        ],
+        topic: _unique_sorted(ref["service"] for ref in found)
+        for topic, found in sorted(refs.items())
     }
 
 
-def dependencies(doc: RegistryDocument) -> list[dict[str, Any]]:
-    """List, for each service, the services it depends on and that depend on it.
-
-    Service B depends on service A when a stage of B reads a topic that a stage of A writes
-    (as output or error). A service never depends on itself.
-
-    Args:
-        doc: The registry.
+def topology(doc: RegistryDocument) -> dict[str, Any]:
+    """``GET /api/pipelines/topology`` (and ``/api/kafka/pipeline/topology``).
 
     Returns:
-        ``[{"service", "flows", "upstream", "downstream", "inputTopics", "outputTopics"}...]``
-        sorted by service; names and topics sorted.
+        ``{"flows", "stages", "topics"}`` as their own routes list them (``flows`` without the
+        active filter), and ``topic_producers`` / ``topic_consumers``: topic → sorted services.
     """
-    writers: dict[str, set[str]] = defaultdict(set)
-    reads: dict[str, set[str]] = defaultdict(set)
-    writes: dict[str, set[str]] = defaultdict(set)
-    service_flows: dict[str, set[str]] = defaultdict(set)
-    for f, _, stage in _stages(doc):
-        service_flows[stage.service].add(f.name)
-        reads[stage.service].update(stage.inputs)
-        produced = (*stage.outputs, *stage.errors)
-        writes[stage.service].update(produced)
-        for topic in produced:
-            writers[topic].add(stage.service)
-    upstream: dict[str, set[str]] = defaultdict(set)
-    downstream: dict[str, set[str]] = defaultdict(set)
-    for service, inputs in reads.items():
-        for topic in inputs:
-            for writer in writers.get(topic, ()):
-                if writer != service:
-                    upstream[service].add(writer)
-                    downstream[writer].add(service)
-    return [
-        {
-            "service": service,
-            "flows": sorted(service_flows[service]),
-            "upstream": sorted(upstream[service]),
-            "downstream": sorted(downstream[service]),
-            "inputTopics": sorted(reads[service]),
-            "outputTopics": sorted(writes[service]),
-        }
-        for service in sorted(service_flows)
-    ]
+    producers, consumers = _refs(doc)
+    ordered = sorted(doc.flows, key=lambda f: (PRIORITY_RANK[f.priority], f.name))
+    return {
+        "flows": [_flow_row(f) for f in ordered],
+        "stages": stages(doc)["stages"],
+        "topics": topics(doc)["topics"],
+        "topic_producers": _services_by_topic(producers),
+        "topic_consumers": _services_by_topic(consumers),
+    }
+
+
+def dependencies(doc: RegistryDocument) -> dict[str, Any]:
+    """``GET /api/pipelines/dependencies``: service → service through the topics between them.
+
+    Service B depends on service A when a stage of B reads a topic a stage of A writes (output
+    or error); a service never depends on itself.
+
+    Returns:
+        ``{"dependencies": [{"source_service", "target_service", "via_topics"}...]}`` sorted by
+        source then target, topics sorted.
+    """
+    producers, consumers = _refs(doc)
+    via: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for topic, writers in producers.items():
+        for writer in writers:
+            for reader in consumers.get(topic, ()):
+                if writer["service"] != reader["service"]:
+                    via[(writer["service"], reader["service"])].add(topic)
+    return {
+        "dependencies": [
+            {"source_service": source, "target_service": target, "via_topics": sorted(names)}
+            for (source, target), names in sorted(via.items())
+        ]
+    }
 
 
 def lineage(doc: RegistryDocument, topic: str) -> dict[str, Any]:
-    """Return what produces a topic, what consumes it and where it is stored.
-
-    Args:
-        doc: The registry.
-        topic: Topic name.
+    """``GET /api/pipelines/topics/{topic}/lineage``: what produces, consumes and stores a topic.
 
     Returns:
-        ``{"topic": <topic info>, "producers": [{"flow", "stage", "service"}...],
-        "consumers": [{"flow", "stage", "service"}...], "apiEndpoints": [{"method", "path"}...],
-        "storageTable": "<data_source>/<table>" or None}``. Producers are the stages that list
-        the topic as an output or an error topic; stages come by flow name then order.
+        ``{"topic": {"topic_name", "description", "retention_days", "primary_endpoints",
+        "table_name"}, "producers": [{"flow", "stage", "service"}...], "consumers": [...],
+        "apiEndpoints": [paths], "storageTable": bare table name or None}``.
 
     Raises:
         LookupError: when no topic has that name.
     """
     found = _find_topic(doc, topic)
-    producers, consumers = _writers_and_readers(doc)
+    producers, consumers = _refs(doc)
     return {
-        "topic": topic_info(found),
+        "topic": {
+            "topic_name": found.name,
+            "description": found.description,
+            "retention_days": found.retention_days,
+            "primary_endpoints": _endpoints(found),
+            **_table_keys(found),
+        },
         "producers": producers.get(topic, []),
         "consumers": consumers.get(topic, []),
-        "apiEndpoints": [endpoint_info(e) for e in found.api_endpoints],
-        "storageTable": storage_table(found),
+        "apiEndpoints": _endpoints(found),
+        "storageTable": found.table.name if found.table is not None else None,
     }
 
 
 def service(doc: RegistryDocument, name: str) -> dict[str, Any]:
-    """Describe the pipelines of a service: every stage it runs, with flows and topics.
-
-    Args:
-        doc: The registry.
-        name: Service name.
+    """``GET /api/pipelines/services/{name}``: every stage a service runs.
 
     Returns:
-        ``{"service", "flows", "stages": [<stage info>...], "inputTopics", "outputTopics",
-        "errorTopics"}``; flows and topic lists sorted without duplicates.
+        ``{"service_name", "stages": [{"flow_name", "stage_name", "input_topics",
+        "output_topics"}...]}``.
 
     Raises:
         LookupError: when no stage runs that service.
     """
-    runs = [(f, order, stage) for f, order, stage in _stages(doc) if stage.service == name]
+    runs = [(f, stage) for f, _, stage in _stages(doc) if stage.service == name]
     if not runs:
         raise LookupError(f"unknown service {name!r}")
     return {
-        "service": name,
-        "flows": _unique_sorted(f.name for f, _, _ in runs),
-        "stages": [stage_info(f, order, stage) for f, order, stage in runs],
-        "inputTopics": _unique_sorted(t for _, _, s in runs for t in s.inputs),
-        "outputTopics": _unique_sorted(t for _, _, s in runs for t in s.outputs),
-        "errorTopics": _unique_sorted(t for _, _, s in runs for t in s.errors),
+        "service_name": name,
+        "stages": [
+            {
+                "flow_name": f.name,
+                "stage_name": stage.name,
+                "input_topics": list(stage.inputs),
+                "output_topics": list(stage.outputs),
+            }
+            for f, stage in runs
+        ],
+    }
+
+
+def _table_node_id(topic: Topic) -> str:
+    assert topic.table is not None
+    table = topic.table
+    if table.data_source == DEFAULT_DATA_SOURCE:
+        return f"db-{table.name}"
+    return f"db-{table.data_source}.{table.name}"
+
+
+def _layers(node_ids: Iterable[str], edges: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Longest-path layer of every node (Kahn's order); nodes on a cycle keep their layer."""
+    layer = dict.fromkeys(node_ids, 0)
+    targets: dict[str, list[str]] = defaultdict(list)
+    incoming: dict[str, int] = dict.fromkeys(layer, 0)
+    for source, target in edges:
+        targets[source].append(target)
+        incoming[target] += 1
+    ready = deque(sorted(node for node, count in incoming.items() if count == 0))
+    while ready:
+        node = ready.popleft()
+        for target in targets[node]:
+            layer[target] = max(layer[target], layer[node] + 1)
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                ready.append(target)
+    return layer
+
+
+def pipeline_graph(doc: RegistryDocument) -> dict[str, Any]:
+    """``GET /api/kafka/pipeline/database``: the graph view, laid out left to right.
+
+    Nodes: ``api-<path>`` (type ``external``), ``<topic>`` (``kafka``), ``service-<name>``
+    (``processor``), ``db-<table>`` (``database``; ``db-<data_source>.<table>`` outside the
+    warehouse). Edges ``e-<source>-<target>``: endpoint → topic, topic → service (input),
+    service → topic (output, error), topic → table. Each node sits in the layer of its longest
+    path from a source node, at ``x = layer * 300``, rows ``y = 120 * i`` in (type, id) order,
+    so no two nodes share a position.
+
+    Returns:
+        ``{"nodes": [{"id", "type", "position": {"x", "y"}, "data": {"label", "status",
+        "description"}}...], "edges": [{"id", "source", "target", "animated": true}...]}``.
+    """
+    nodes: dict[str, tuple[str, dict[str, Any]]] = {}
+    edges: set[tuple[str, str]] = set()
+
+    def node(node_id: str, kind: str, label: str, status: str, description: str) -> str:
+        if node_id not in nodes:
+            data = {"label": label, "status": status, "description": description}
+            nodes[node_id] = (kind, data)
+        return node_id
+
+    def topic_node(topic: Topic) -> str:
+        status = "active" if topic.active else "inactive"
+        return node(topic.name, KAFKA, topic.name, status, topic.description)
+
+    for topic in sorted(doc.topics, key=lambda t: t.name):
+        topic_id = topic_node(topic)
+        for endpoint in topic.api_endpoints:
+            label = f"{endpoint.method} {endpoint.path}"
+            api_id = node(f"api-{endpoint.path}", EXTERNAL, endpoint.path, "active", label)
+            edges.add((api_id, topic_id))
+        if topic.table is not None:
+            table = topic.table
+            where = f"{table.data_source}.{table.db_schema or 'public'}.{table.name}"
+            edges.add(
+                (topic_id, node(_table_node_id(topic), DATABASE, table.name, "active", where))
+            )
+    for f, _, stage in _stages(doc):
+        status = "active" if f.active else "inactive"
+        service_id = node(
+            f"service-{stage.service}", PROCESSOR, stage.service, status, f"{f.name}/{stage.name}"
+        )
+        for role, name in stage.topics_by_role():
+            known = doc.topic(name)
+            topic_id = topic_node(known) if known is not None else node(name, KAFKA, name, "", "")
+            edges.add((topic_id, service_id) if role == "input" else (service_id, topic_id))
+
+    layer = _layers(nodes, edges)
+    rows: dict[int, int] = defaultdict(int)
+    out_nodes: list[dict[str, Any]] = []
+    for node_id in sorted(nodes, key=lambda n: (layer[n], _TYPE_RANK[nodes[n][0]], n)):
+        kind, data = nodes[node_id]
+        column = layer[node_id]
+        position = {"x": column * LAYER_WIDTH, "y": rows[column] * ROW_HEIGHT}
+        rows[column] += 1
+        out_nodes.append({"id": node_id, "type": kind, "position": position, "data": data})
+    return {
+        "nodes": out_nodes,
+        "edges": [
+            {"id": f"e-{source}-{target}", "source": source, "target": target, "animated": True}
+            for source, target in sorted(edges)
+        ],
+    }
+
+
+def validation_statistics(doc: RegistryDocument) -> dict[str, int]:
+    """Counts of ``GET /validate-config``: topics, tables, mappings, flows, stages."""
+    tables = [t.table for t in doc.topics if t.table is not None]
+    return {
+        "topics": len(doc.topics),
+        "tables": len(tables),
+        "mappings": sum(len(table.mappings) for table in tables),
+        "flows": len(doc.flows),
+        "stages": sum(len(f.stages) for f in doc.flows),
     }
 
 

@@ -78,6 +78,17 @@ _FLOW_COLUMNS = ("description", "priority", "active")
 _DATA_SOURCE_COLUMNS = ("kind", "url_env", "description")
 _PIPELINE_COLUMNS = ("description", "mode", "schedule", "status", "graph")
 _CHUNK = 500
+_LAST = 2**31 - 1  # mappings inserted in SQL without a position come last
+
+
+def split_key(text: str | None) -> list[str]:
+    """Parse a stored upsert key, ``"device_id, timestamp"``, into its column names."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def join_key(columns: Iterable[str]) -> str:
+    """Store an upsert key as the comma-separated list SQL users write."""
+    return ", ".join(columns)
 
 
 # --------------------------------------------------------------------------------------- diff
@@ -305,54 +316,54 @@ def _read_state(connection: Connection) -> _State:
     ):
         endpoints[row.topic_id].append({"path": row.path, "method": row.method})
 
-    mappings: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    mappings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     m = topic_field_mappings.c
     for row in execute(
         select(
-            m.table_config_id,
-            m.source_path,
-            m.column_name,
+            m.topic_name,
+            m.source_field_path,
+            m.target_column,
             m.data_type,
-            m.required,
+            m.is_required,
             m.default_value,
-        ).order_by(m.table_config_id, m.position)
+        ).order_by(m.topic_name, func.coalesce(m.position, _LAST), m.id)
     ):
-        mappings[row.table_config_id].append(
+        mappings[row.topic_name].append(
             {
-                "source": row.source_path,
-                "column": row.column_name,
+                "source": row.source_field_path,
+                "column": row.target_column,
                 "type": row.data_type,
-                "required": bool(row.required),
+                "required": bool(row.is_required),
                 "default": _loads(row.default_value),
             }
         )
 
-    tables: dict[int, dict[str, Any]] = {}
+    tables: dict[str, dict[str, Any]] = {}
     for row in execute(select(topic_table_configs)):
-        tables[row.topic_id] = {
+        tables[row.topic_name] = {
             "data_source": row.data_source,
             "schema": row.schema_name,
             "name": row.table_name,
-            "upsert_key": json.loads(row.upsert_key),
+            "upsert_key": split_key(row.upsert_key),
             "time_column": row.time_column,
             "max_lag_messages": row.max_lag_messages,
             "freshness_minutes": row.freshness_minutes,
-            "mappings": mappings.get(row.id, ()),
+            "mappings": mappings.get(row.topic_name, ()),
         }
 
     topics: list[Topic] = []
     topic_ids: dict[str, int] = {}
     topic_names: dict[int, str] = {}
     for row in execute(select(kafka_topics)):
-        topic_ids[row.name] = row.id
-        topic_names[row.id] = row.name
+        topic_ids[row.topic_name] = row.id
+        topic_names[row.id] = row.topic_name
         invalid.check(
             topics,
             "topics",
-            row.name,
+            row.topic_name,
             Topic,
             {
-                "name": row.name,
+                "name": row.topic_name,
                 "category": row.category,
                 "source": row.source,
                 "datatype": row.datatype,
@@ -362,7 +373,7 @@ def _read_state(connection: Connection) -> _State:
                 "active": bool(row.active),
                 "api_endpoints": endpoints.get(row.id, ()),
                 "schema": schemas.get(row.id, (0, None))[1],
-                "table": tables.get(row.id),
+                "table": tables.get(row.topic_name),
             },
         )
 
@@ -485,6 +496,15 @@ def read_document(bind: Engine | Connection, problems: list[str] | None = None) 
     return state.document
 
 
+def read_document_and_invalid_rows(
+    engine: Engine,
+) -> tuple[RegistryDocument, dict[str, dict[str, str]]]:
+    """Read the registry and the entities left out of it: kind → name → ``where: reason``."""
+    with gc_paused(), engine.connect() as connection:
+        state = _read_state(connection)
+    return state.document, {kind: dict(r) for kind, r in state.invalid.reasons.items() if r}
+
+
 # ------------------------------------------------------------------------------------- import
 
 
@@ -520,7 +540,7 @@ class RevisionRecord:
     summary: dict[str, Any]
 
 
-def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
 
@@ -529,18 +549,14 @@ def _delete_in(
     connection: Connection,
     table: Table,
     column: str,
-    ids: Sequence[int],
-    via: Callable[[Sequence[int]], Any] | None = None,
+    ids: Sequence[Any],
+    via: Callable[[Sequence[Any]], Any] | None = None,
 ) -> None:
     """Delete the rows of ``table`` whose ``column`` is in ``ids`` (or in ``via(ids)``)."""
     for chunk in _chunks(ids):
         target: Any = via(chunk) if via is not None else list(chunk)
         condition: ColumnElement[bool] = table.c[column].in_(target)
         connection.execute(delete(table).where(condition))
-
-
-def _table_ids_of(topic_ids: Sequence[int]) -> Any:
-    return select(topic_table_configs.c.id).where(topic_table_configs.c.topic_id.in_(topic_ids))
 
 
 def _stage_ids_of(flow_ids: Sequence[int]) -> Any:
@@ -635,32 +651,33 @@ def _write_topic_children(
         if rows:
             _insert_rows(connection, topic_api_endpoints, rows)
     if tables:
-        with_table = [(topic_id, topic.table) for topic_id, topic in topics if topic.table]
+        with_table = [(topic.name, topic.table) for _, topic in topics if topic.table]
         table_rows = [
             {
-                "topic_id": topic_id,
+                "topic_name": name,
                 "data_source": table.data_source,
                 "schema_name": table.db_schema,
                 "table_name": table.name,
-                "upsert_key": _dumps(list(table.upsert_key)),
+                "upsert_key": join_key(table.upsert_key),
                 "time_column": table.time_column,
                 "max_lag_messages": table.max_lag_messages,
                 "freshness_minutes": table.freshness_minutes,
             }
-            for topic_id, table in with_table
+            for name, table in with_table
         ]
-        table_ids = _insert_returning_ids(connection, topic_table_configs, table_rows)
+        _insert_rows(connection, topic_table_configs, table_rows)
         mapping_rows = [
             {
-                "table_config_id": table_id,
+                "topic_name": name,
+                "table_name": table.name,
                 "position": position,
-                "source_path": mapping.source,
-                "column_name": mapping.column,
+                "source_field_path": mapping.source,
+                "target_column": mapping.column,
                 "data_type": mapping.type,
-                "required": mapping.required,
+                "is_required": mapping.required,
                 "default_value": None if mapping.default is None else _dumps(mapping.default),
             }
-            for table_id, (_, table) in zip(table_ids, with_table, strict=True)
+            for name, table in with_table
             for position, mapping in enumerate(table.mappings)
         ]
         if mapping_rows:
@@ -693,8 +710,9 @@ def _apply_topics(
     removed = [topic_ids.pop(name) for name in diff.removed]
     if removed:
         _delete_in(connection, pipeline_stage_topics, "topic_id", removed)
-        _delete_in(connection, topic_field_mappings, "table_config_id", removed, _table_ids_of)
-        for table in (topic_table_configs, topic_api_endpoints, kafka_topic_schemas):
+        for table in (topic_field_mappings, topic_table_configs):
+            _delete_in(connection, table, "topic_name", diff.removed)
+        for table in (topic_api_endpoints, kafka_topic_schemas):
             _delete_in(connection, table, "topic_id", removed)
         _delete_in(connection, kafka_topics, "id", removed)
 
@@ -714,9 +732,9 @@ def _apply_topics(
     new_endpoints = [(i, t) for i, t, fields in changed if "api_endpoints" in fields]
     _delete_in(connection, topic_api_endpoints, "topic_id", [i for i, _ in new_endpoints])
     new_tables = [(i, t) for i, t, fields in changed if "table" in fields]
-    table_topic_ids = [i for i, _ in new_tables]
-    _delete_in(connection, topic_field_mappings, "table_config_id", table_topic_ids, _table_ids_of)
-    _delete_in(connection, topic_table_configs, "topic_id", table_topic_ids)
+    table_topics = [topic.name for _, topic in new_tables]
+    _delete_in(connection, topic_field_mappings, "topic_name", table_topics)
+    _delete_in(connection, topic_table_configs, "topic_name", table_topics)
     _write_topic_children(connection, new_endpoints, endpoints=True, tables=False)
     _write_topic_children(connection, new_tables, endpoints=False, tables=True)
     versions = [
@@ -727,7 +745,7 @@ def _apply_topics(
 
     added = [by_name[name] for name in diff.added]
     added_ids = _insert_returning_ids(
-        connection, kafka_topics, [{"name": t.name, **_topic_row(t)} for t in added]
+        connection, kafka_topics, [{"topic_name": t.name, **_topic_row(t)} for t in added]
     )
     added_pairs = list(zip(added_ids, added, strict=True))
     topic_ids.update((topic.name, topic_id) for topic_id, topic in added_pairs)
@@ -895,6 +913,21 @@ def _apply(
         diff.pipelines,
         _PIPELINE_COLUMNS,
         _pipeline_row,
+    )
+    record_content(connection, revision, new)
+
+
+def record_content(connection: Connection, revision: int, document: RegistryDocument) -> None:
+    """Store the content fingerprint and the document with a revision (after its writes)."""
+    from pipeline_platform.registry.fingerprint import content_fingerprint
+
+    connection.execute(
+        update(registry_revisions)
+        .where(registry_revisions.c.revision == revision)
+        .values(
+            fingerprint=content_fingerprint(connection),
+            content=document.model_dump_json(by_alias=True),
+        )
     )
 
 

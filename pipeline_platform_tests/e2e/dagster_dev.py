@@ -384,7 +384,7 @@ def dagster_dev(
 
 # -- the local stack (`pipeline-platform dev`) ------------------------------------------------
 
-_PID_LINE = re.compile(r"^(local broker at \S+|dagster dev on \S+) \(pid (\d+)")
+_PID_LINE = re.compile(r"^(local broker at \S+|dagster dev on \S+|API on (\S+)) \(pid (\d+)")
 
 
 @dataclass
@@ -413,15 +413,24 @@ class DevStack:
             return ""
 
     def child_pids(self) -> dict[str, int]:
-        """Return the pids the stack reported: ``{"broker": pid, "dagster": pid}``."""
+        """Return the pids the stack reported: ``{"broker", "dagster", "api"}`` → pid."""
         found: dict[str, int] = {}
         for line in self.log_path.read_text(errors="replace").splitlines():
             match = _PID_LINE.match(line)
             if match:
-                found["broker" if line.startswith("local broker") else "dagster"] = int(
-                    match.group(2)
+                name = line.split(" ", 1)[0].replace("local", "broker")
+                found[{"broker": "broker", "dagster": "dagster", "API": "api"}[name]] = int(
+                    match.group(3)
                 )
         return found
+
+    def api_url(self) -> str:
+        """Return the base URL of the platform API the stack started."""
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            match = _PID_LINE.match(line)
+            if match and match.group(2):
+                return match.group(2)
+        raise LookupError("the stack did not report its API")
 
     def interrupt(self, timeout: float = 150.0) -> tuple[int | None, set[int]]:
         """Send one SIGINT (Ctrl-C) to the dev process and wait for it and its children.
@@ -493,7 +502,7 @@ def start_dev_stack(
     command = (
         [str(script)] if script.exists() else [sys.executable, "-m", "pipeline_platform.cli.main"]
     )
-    command += ["dev", "--home", str(home), "--port", str(port)]
+    command += ["dev", "--home", str(home), "--port", str(port), "--api-port", str(free_port())]
     command += ["--events-per-second", f"{events_per_second:g}"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -545,7 +554,9 @@ def assert_ctrl_c_stops_everything(stack: DevStack) -> None:
     """Interrupt the stack once and assert that it and everything it started have exited."""
     children = stack.child_pids()
     try:
-        assert set(children) == {"broker", "dagster"}, f"pids not reported: {stack.log_tail()}"
+        assert set(children) == {"broker", "dagster", "api"}, (
+            f"pids not reported: {stack.log_tail()}"
+        )
         assert all(alive(pid) for pid in children.values()), f"a child died early: {children}"
         started = time.monotonic()
         code, left = stack.interrupt()

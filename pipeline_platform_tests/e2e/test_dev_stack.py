@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -69,6 +70,8 @@ def test_kafka_sensor_run_lands_rows_in_the_warehouse(dev_stack: DevStack) -> No
     assert metadata["rows_written"] > 0, metadata
     assert metadata["messages"] >= metadata["rows_written"] + metadata["dead_letters"]
     assert metadata["lag_left"] >= 0
+    status = httpx.get(dev_stack.api_url() + "/status", timeout=60).json()
+    assert run["tags"]["pipeline_platform/topic"] in [t["topic"] for t in status["tables"]]
 
     topic = load_document(demo_registry_path()).topic(run["tags"]["pipeline_platform/topic"])
     assert topic is not None and topic.table is not None

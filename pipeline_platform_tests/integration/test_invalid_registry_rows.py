@@ -27,7 +27,8 @@ def test_hand_edited_rows_are_skipped_reported_and_repaired_by_import(
     with engine.begin() as connection:
         connection.execute(
             sa.text(
-                "UPDATE topic_field_mappings SET data_type = 'int' WHERE column_name = 'signal_dbm'"
+                "UPDATE topic_field_mappings SET data_type = 'int' "
+                "WHERE target_column = 'signal_dbm'"
             )
         )
         connection.execute(

@@ -53,7 +53,7 @@ def environment(tmp_path: Path, postgres_url: str, kafka_bootstrap: str) -> dict
     }
 
 
-def materialize(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def materialize(env: dict[str, str], asset: str = ASSET) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
         "-m",
@@ -63,7 +63,7 @@ def materialize(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "-m",
         "pipeline_platform.definitions",
         "--select",
-        ASSET,
+        asset,
     ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
 

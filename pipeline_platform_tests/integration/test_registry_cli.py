@@ -66,7 +66,7 @@ def test_dry_run_prints_the_diff_and_writes_nothing(
     code, out, _ = run(capsys, "registry", "import", str(changed), "--actor", "bo")
     assert out.splitlines()[-1] == "imported as revision 2"
     topics = json.loads(run(capsys, "topics", "--json")[1])
-    assert "device.extra" in [t["name"] for t in topics]
+    assert "device.extra" in [t["topic_name"] for t in topics["topics"]]
 
 
 def test_refused_import_writes_nothing_and_reports_every_problem(

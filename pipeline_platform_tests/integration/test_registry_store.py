@@ -115,7 +115,7 @@ def test_migration_creates_tables_views_and_module_catalog(engine: Engine) -> No
     inspector = inspect(engine)
     assert set(TABLES) <= set(inspector.get_table_names())
     assert set(inspector.get_view_names()) >= {"v_active_topics", "v_topic_dependencies"}
-    assert schema_revision(engine) == head_revision() == "0001"
+    assert schema_revision(engine) == head_revision() == "0002"
     with engine.connect() as connection:
         rows = connection.execute(select(modules.c.name, modules.c.kind)).all()
         diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -192,7 +192,7 @@ def test_changed_schema_adds_a_version(engine: Engine, small: RegistryDocument) 
     import_document(engine, small, actor="alice")
     with engine.connect() as connection:
         topic_id = connection.execute(
-            select(kafka_topics.c.id).where(kafka_topics.c.name == "device.audio.raw")
+            select(kafka_topics.c.id).where(kafka_topics.c.topic_name == "device.audio.raw")
         ).scalar_one()
         mapping_ids = connection.execute(select(topic_field_mappings.c.id)).scalars().all()
     new_schema = {"type": "object", "required": ["device_id"]}
@@ -207,7 +207,7 @@ def test_changed_schema_adds_a_version(engine: Engine, small: RegistryDocument) 
             )
         ).all()
         same_topic_id = connection.execute(
-            select(kafka_topics.c.id).where(kafka_topics.c.name == "device.audio.raw")
+            select(kafka_topics.c.id).where(kafka_topics.c.topic_name == "device.audio.raw")
         ).scalar_one()
         same_mapping_ids = connection.execute(select(topic_field_mappings.c.id)).scalars().all()
     assert [tuple(v) for v in versions] == [(topic_id, 1), (topic_id, 2)]
@@ -368,7 +368,7 @@ def test_views_return_hand_worked_rows(engine: Engine, small: RegistryDocument) 
     import_document(engine, small, actor="alice")
     with engine.connect() as connection:
         active = connection.execute(
-            text("SELECT topic, data_source, schema_name, table_name FROM v_active_topics")
+            text("SELECT topic_name, data_source, schema_name, table_name FROM v_active_topics")
         ).all()
         dependencies = connection.execute(
             text(
@@ -416,7 +416,7 @@ def test_views_return_hand_worked_rows(engine: Engine, small: RegistryDocument) 
     # An inactive topic leaves v_active_topics.
     import_document(engine, with_topic(small, "errors.audio.vad", active=False), actor="alice")
     with engine.connect() as connection:
-        names = connection.execute(text("SELECT topic FROM v_active_topics")).scalars().all()
+        names = connection.execute(text("SELECT topic_name FROM v_active_topics")).scalars().all()
     assert sorted(names) == [
         "device.audio.raw",
         "device.network.wifi.raw",

@@ -27,74 +27,103 @@ def demo() -> RegistryDocument:
     return load_document(DEMO)
 
 
-VAD_STAGE = {
-    "flow": "audio-processing",
-    "name": "vad-processing",
-    "order": 1,
-    "service": "silero-vad",
-    "description": "",
-    "inputs": ["device.audio.raw"],
-    "outputs": ["media.audio.vad_filtered"],
-    "errors": ["errors.audio.vad"],
-}
-STT_STAGE = {
-    "flow": "audio-processing",
-    "name": "speech-to-text",
-    "order": 2,
-    "service": "kyutai-stt",
-    "description": "",
-    "inputs": ["media.audio.vad_filtered"],
-    "outputs": ["media.text.transcribed.words"],
-    "errors": [],
-}
-WIFI_STAGE = {
-    "flow": "network-monitoring",
-    "name": "wifi-enrichment",
-    "order": 1,
-    "service": "wifi-enricher",
-    "description": "",
-    "inputs": ["device.network.wifi.raw"],
-    "outputs": [],
-    "errors": [],
-}
 AUDIO_FLOW = {
-    "name": "audio-processing",
+    "flow_name": "audio-processing",
     "description": "Audio data processing pipeline",
     "priority": "high",
+    "stage_count": 2,
+    "topic_count": 4,
     "active": True,
-    "stageCount": 2,
-    "topicCount": 4,
 }
 NETWORK_FLOW = {
-    "name": "network-monitoring",
+    "flow_name": "network-monitoring",
     "description": "Network scans",
     "priority": "normal",
+    "stage_count": 1,
+    "topic_count": 1,
     "active": True,
-    "stageCount": 1,
-    "topicCount": 1,
 }
-AUDIO_RAW = {
-    "name": "device.audio.raw",
-    "category": "device",
-    "source": "audio",
-    "datatype": "raw",
-    "description": "Raw audio chunks from devices",
-    "partitions": 3,
-    "retentionDays": 7,
-    "active": True,
-    "hasSchema": True,
+VAD_STAGE = {
+    "flow_name": "audio-processing",
+    "stage_name": "vad-processing",
+    "service_name": "silero-vad",
+    "input_topics": ["device.audio.raw"],
+    "output_topics": ["media.audio.vad_filtered"],
+    "error_topics": ["errors.audio.vad"],
 }
-VAD_ERRORS = {
-    "name": "errors.audio.vad",
-    "category": "errors",
-    "source": "audio",
-    "datatype": "vad",
-    "description": "",
-    "partitions": 1,
-    "retentionDays": None,
-    "active": True,
-    "hasSchema": False,
+STT_STAGE = {
+    "flow_name": "audio-processing",
+    "stage_name": "speech-to-text",
+    "service_name": "kyutai-stt",
+    "input_topics": ["media.audio.vad_filtered"],
+    "output_topics": ["media.text.transcribed.words"],
+    "error_topics": [],
 }
+WIFI_STAGE = {
+    "flow_name": "network-monitoring",
+    "stage_name": "wifi-enrichment",
+    "service_name": "wifi-enricher",
+    "input_topics": ["device.network.wifi.raw"],
+    "output_topics": [],
+    "error_topics": [],
+}
+SMALL_TOPICS = [
+    {
+        "topic_name": "device.audio.raw",
+        "category": "device",
+        "source": "audio",
+        "datatype": "raw",
+        "description": "Raw audio chunks from devices",
+        "retention_days": 7,
+        "partitions": 3,
+        "primary_endpoints": ["/audio/upload", "/audio/stream/{device_id}"],
+        "table_name": "device_audio_raw",
+    },
+    {
+        "topic_name": "device.network.wifi.raw",
+        "category": "device",
+        "source": "network",
+        "datatype": "wifi",
+        "description": "Wi-Fi scans from phones",
+        "retention_days": 30,
+        "partitions": 3,
+        "primary_endpoints": ["/network/wifi"],
+        "table_name": "device_network_wifi_raw",
+    },
+    {
+        "topic_name": "errors.audio.vad",
+        "category": "errors",
+        "source": "audio",
+        "datatype": "vad",
+        "description": "",
+        "retention_days": None,
+        "partitions": 1,
+        "primary_endpoints": [],
+        "table_name": None,
+    },
+    {
+        "topic_name": "media.audio.vad_filtered",
+        "category": "media",
+        "source": "audio",
+        "datatype": "vad",
+        "description": "Speech segments kept by voice activity detection",
+        "retention_days": None,
+        "partitions": 1,
+        "primary_endpoints": [],
+        "table_name": None,
+    },
+    {
+        "topic_name": "media.text.transcribed.words",
+        "category": "media",
+        "source": "text",
+        "datatype": "words",
+        "description": "Words transcribed from speech",
+        "retention_days": None,
+        "partitions": 1,
+        "primary_endpoints": [],
+        "table_name": "transcribed_words",
+    },
+]
 VAD_REF = {"flow": "audio-processing", "stage": "vad-processing", "service": "silero-vad"}
 STT_REF = {"flow": "audio-processing", "stage": "speech-to-text", "service": "kyutai-stt"}
 
@@ -103,244 +132,115 @@ STT_REF = {"flow": "audio-processing", "stage": "speech-to-text", "service": "ky
 
 
 def test_flows_by_priority_then_name(small: RegistryDocument) -> None:
-    assert queries.flows(small) == [AUDIO_FLOW, NETWORK_FLOW]
+    assert queries.flows(small) == {"flows": [AUDIO_FLOW, NETWORK_FLOW]}
+
+
+def test_flows_lists_active_flows_only(small: RegistryDocument) -> None:
+    paused = small.model_copy(
+        update={"flows": tuple(f.model_copy(update={"active": False}) for f in small.flows[:1])}
+    )
+    assert queries.flows(paused) == {"flows": []}
 
 
 def test_flow_details(small: RegistryDocument) -> None:
     assert queries.flow(small, "audio-processing") == {
-        "flow": AUDIO_FLOW,
-        "stages": [VAD_STAGE, STT_STAGE],
-        "stageCount": 2,
-        "inputTopics": ["device.audio.raw", "media.audio.vad_filtered"],
-        "outputTopics": ["media.audio.vad_filtered", "media.text.transcribed.words"],
-        "errorTopics": ["errors.audio.vad"],
-    }
-    assert queries.flow(small, "network-monitoring") == {
-        "flow": NETWORK_FLOW,
-        "stages": [WIFI_STAGE],
-        "stageCount": 1,
-        "inputTopics": ["device.network.wifi.raw"],
-        "outputTopics": [],
-        "errorTopics": [],
+        "flow": {
+            "flow_name": "audio-processing",
+            "description": "Audio data processing pipeline",
+            "priority": "high",
+            "stage_count": 2,
+        },
+        "stages": [
+            {
+                "stage_name": "vad-processing",
+                "service_name": "silero-vad",
+                "input_topics": ["device.audio.raw"],
+                "output_topics": ["media.audio.vad_filtered"],
+                "error_topics": ["errors.audio.vad"],
+                "stage_order": 1,
+            },
+            {
+                "stage_name": "speech-to-text",
+                "service_name": "kyutai-stt",
+                "input_topics": ["media.audio.vad_filtered"],
+                "output_topics": ["media.text.transcribed.words"],
+                "error_topics": [],
+                "stage_order": 2,
+            },
+        ],
     }
 
 
 def test_stages_all_and_of_one_flow(small: RegistryDocument) -> None:
-    assert queries.stages(small) == [VAD_STAGE, STT_STAGE, WIFI_STAGE]
-    assert queries.stages(small, "network-monitoring") == [WIFI_STAGE]
-    assert queries.stages(small, "audio-processing") == [VAD_STAGE, STT_STAGE]
+    assert queries.stages(small) == {"stages": [VAD_STAGE, STT_STAGE, WIFI_STAGE]}
+    assert queries.stages(small, "network-monitoring") == {"stages": [WIFI_STAGE]}
+    assert queries.stages(small, "audio-processing") == {"stages": [VAD_STAGE, STT_STAGE]}
 
 
 def test_topics(small: RegistryDocument) -> None:
-    assert queries.topics(small) == [
-        {
-            **AUDIO_RAW,
-            "storageTable": "warehouse/device_audio_raw",
-            "producers": [],
-            "consumers": ["silero-vad"],
-        },
-        {
-            "name": "device.network.wifi.raw",
-            "category": "device",
-            "source": "network",
-            "datatype": "wifi",
-            "description": "Wi-Fi scans from phones",
-            "partitions": 3,
-            "retentionDays": 30,
-            "active": True,
-            "hasSchema": False,
-            "storageTable": "warehouse/device_network_wifi_raw",
-            "producers": [],
-            "consumers": ["wifi-enricher"],
-        },
-        {**VAD_ERRORS, "storageTable": None, "producers": ["silero-vad"], "consumers": []},
-        {
-            "name": "media.audio.vad_filtered",
-            "category": "media",
-            "source": "audio",
-            "datatype": "vad",
-            "description": "Speech segments kept by voice activity detection",
-            "partitions": 1,
-            "retentionDays": None,
-            "active": True,
-            "hasSchema": False,
-            "storageTable": None,
-            "producers": ["silero-vad"],
-            "consumers": ["kyutai-stt"],
-        },
-        {
-            "name": "media.text.transcribed.words",
-            "category": "media",
-            "source": "text",
-            "datatype": "words",
-            "description": "Words transcribed from speech",
-            "partitions": 1,
-            "retentionDays": None,
-            "active": True,
-            "hasSchema": False,
-            "storageTable": "warehouse/transcribed_words",
-            "producers": ["kyutai-stt"],
-            "consumers": [],
-        },
-    ]
+    assert queries.topics(small) == {"topics": SMALL_TOPICS}
 
 
-def _edge(source: str, target: str, kind: str, flow: Any = None, stage: Any = None) -> dict:
-    return {"source": source, "target": target, "kind": kind, "flow": flow, "stage": stage}
+def test_ingested_topics(small: RegistryDocument) -> None:
+    assert queries.ingested_topics(small) == {
+        "topics": ["device.audio.raw", "device.network.wifi.raw", "media.text.transcribed.words"]
+    }
 
 
 def test_topology(small: RegistryDocument) -> None:
-    audio = "audio-processing"
     assert queries.topology(small) == {
-        "nodes": [
-            {
-                "id": "api:POST /audio/stream/{device_id}",
-                "type": "apiEndpoint",
-                "name": "POST /audio/stream/{device_id}",
-            },
-            {"id": "api:POST /audio/upload", "type": "apiEndpoint", "name": "POST /audio/upload"},
-            {"id": "api:POST /network/wifi", "type": "apiEndpoint", "name": "POST /network/wifi"},
-            {"id": "topic:device.audio.raw", "type": "topic", "name": "device.audio.raw"},
-            {
-                "id": "topic:device.network.wifi.raw",
-                "type": "topic",
-                "name": "device.network.wifi.raw",
-            },
-            {"id": "topic:errors.audio.vad", "type": "topic", "name": "errors.audio.vad"},
-            {
-                "id": "topic:media.audio.vad_filtered",
-                "type": "topic",
-                "name": "media.audio.vad_filtered",
-            },
-            {
-                "id": "topic:media.text.transcribed.words",
-                "type": "topic",
-                "name": "media.text.transcribed.words",
-            },
-            {"id": "service:kyutai-stt", "type": "service", "name": "kyutai-stt"},
-            {"id": "service:silero-vad", "type": "service", "name": "silero-vad"},
-            {"id": "service:wifi-enricher", "type": "service", "name": "wifi-enricher"},
-            {
-                "id": "table:warehouse/device_audio_raw",
-                "type": "table",
-                "name": "warehouse/device_audio_raw",
-            },
-            {
-                "id": "table:warehouse/device_network_wifi_raw",
-                "type": "table",
-                "name": "warehouse/device_network_wifi_raw",
-            },
-            {
-                "id": "table:warehouse/transcribed_words",
-                "type": "table",
-                "name": "warehouse/transcribed_words",
-            },
-        ],
-        "edges": [
-            _edge("api:POST /audio/stream/{device_id}", "topic:device.audio.raw", "publishes"),
-            _edge("api:POST /audio/upload", "topic:device.audio.raw", "publishes"),
-            _edge("api:POST /network/wifi", "topic:device.network.wifi.raw", "publishes"),
-            _edge(
-                "service:kyutai-stt",
-                "topic:media.text.transcribed.words",
-                "produces",
-                audio,
-                "speech-to-text",
-            ),
-            _edge(
-                "service:silero-vad", "topic:errors.audio.vad", "errors", audio, "vad-processing"
-            ),
-            _edge(
-                "service:silero-vad",
-                "topic:media.audio.vad_filtered",
-                "produces",
-                audio,
-                "vad-processing",
-            ),
-            _edge(
-                "topic:device.audio.raw", "service:silero-vad", "consumes", audio, "vad-processing"
-            ),
-            _edge("topic:device.audio.raw", "table:warehouse/device_audio_raw", "stores"),
-            _edge(
-                "topic:device.network.wifi.raw",
-                "service:wifi-enricher",
-                "consumes",
-                "network-monitoring",
-                "wifi-enrichment",
-            ),
-            _edge(
-                "topic:device.network.wifi.raw",
-                "table:warehouse/device_network_wifi_raw",
-                "stores",
-            ),
-            _edge(
-                "topic:media.audio.vad_filtered",
-                "service:kyutai-stt",
-                "consumes",
-                audio,
-                "speech-to-text",
-            ),
-            _edge(
-                "topic:media.text.transcribed.words", "table:warehouse/transcribed_words", "stores"
-            ),
-        ],
+        "flows": [AUDIO_FLOW, NETWORK_FLOW],
+        "stages": [VAD_STAGE, STT_STAGE, WIFI_STAGE],
+        "topics": SMALL_TOPICS,
+        "topic_producers": {
+            "errors.audio.vad": ["silero-vad"],
+            "media.audio.vad_filtered": ["silero-vad"],
+            "media.text.transcribed.words": ["kyutai-stt"],
+        },
+        "topic_consumers": {
+            "device.audio.raw": ["silero-vad"],
+            "device.network.wifi.raw": ["wifi-enricher"],
+            "media.audio.vad_filtered": ["kyutai-stt"],
+        },
     }
 
 
 def test_dependencies(small: RegistryDocument) -> None:
-    assert queries.dependencies(small) == [
-        {
-            "service": "kyutai-stt",
-            "flows": ["audio-processing"],
-            "upstream": ["silero-vad"],
-            "downstream": [],
-            "inputTopics": ["media.audio.vad_filtered"],
-            "outputTopics": ["media.text.transcribed.words"],
-        },
-        {
-            "service": "silero-vad",
-            "flows": ["audio-processing"],
-            "upstream": [],
-            "downstream": ["kyutai-stt"],
-            "inputTopics": ["device.audio.raw"],
-            "outputTopics": ["errors.audio.vad", "media.audio.vad_filtered"],
-        },
-        {
-            "service": "wifi-enricher",
-            "flows": ["network-monitoring"],
-            "upstream": [],
-            "downstream": [],
-            "inputTopics": ["device.network.wifi.raw"],
-            "outputTopics": [],
-        },
-    ]
+    assert queries.dependencies(small) == {
+        "dependencies": [
+            {
+                "source_service": "silero-vad",
+                "target_service": "kyutai-stt",
+                "via_topics": ["media.audio.vad_filtered"],
+            }
+        ]
+    }
 
 
 def test_lineage_of_an_ingested_topic(small: RegistryDocument) -> None:
     assert queries.lineage(small, "device.audio.raw") == {
-        "topic": AUDIO_RAW,
+        "topic": {
+            "topic_name": "device.audio.raw",
+            "description": "Raw audio chunks from devices",
+            "retention_days": 7,
+            "primary_endpoints": ["/audio/upload", "/audio/stream/{device_id}"],
+            "table_name": "device_audio_raw",
+        },
         "producers": [],
         "consumers": [VAD_REF],
-        "apiEndpoints": [
-            {"method": "POST", "path": "/audio/upload"},
-            {"method": "POST", "path": "/audio/stream/{device_id}"},
-        ],
-        "storageTable": "warehouse/device_audio_raw",
+        "apiEndpoints": ["/audio/upload", "/audio/stream/{device_id}"],
+        "storageTable": "device_audio_raw",
     }
 
 
 def test_lineage_of_an_intermediate_and_an_error_topic(small: RegistryDocument) -> None:
     assert queries.lineage(small, "media.audio.vad_filtered") == {
         "topic": {
-            "name": "media.audio.vad_filtered",
-            "category": "media",
-            "source": "audio",
-            "datatype": "vad",
+            "topic_name": "media.audio.vad_filtered",
             "description": "Speech segments kept by voice activity detection",
-            "partitions": 1,
-            "retentionDays": None,
-            "active": True,
-            "hasSchema": False,
+            "retention_days": None,
+            "primary_endpoints": [],
+            "table_name": None,
         },
         "producers": [VAD_REF],
         "consumers": [STT_REF],
@@ -348,7 +248,13 @@ def test_lineage_of_an_intermediate_and_an_error_topic(small: RegistryDocument) 
         "storageTable": None,
     }
     assert queries.lineage(small, "errors.audio.vad") == {
-        "topic": VAD_ERRORS,
+        "topic": {
+            "topic_name": "errors.audio.vad",
+            "description": "",
+            "retention_days": None,
+            "primary_endpoints": [],
+            "table_name": None,
+        },
         "producers": [VAD_REF],
         "consumers": [],
         "apiEndpoints": [],
@@ -358,20 +264,118 @@ def test_lineage_of_an_intermediate_and_an_error_topic(small: RegistryDocument) 
 
 def test_service(small: RegistryDocument) -> None:
     assert queries.service(small, "silero-vad") == {
-        "service": "silero-vad",
-        "flows": ["audio-processing"],
-        "stages": [VAD_STAGE],
-        "inputTopics": ["device.audio.raw"],
-        "outputTopics": ["media.audio.vad_filtered"],
-        "errorTopics": ["errors.audio.vad"],
+        "service_name": "silero-vad",
+        "stages": [
+            {
+                "flow_name": "audio-processing",
+                "stage_name": "vad-processing",
+                "input_topics": ["device.audio.raw"],
+                "output_topics": ["media.audio.vad_filtered"],
+            }
+        ],
     }
-    assert queries.service(small, "kyutai-stt") == {
-        "service": "kyutai-stt",
-        "flows": ["audio-processing"],
-        "stages": [STT_STAGE],
-        "inputTopics": ["media.audio.vad_filtered"],
-        "outputTopics": ["media.text.transcribed.words"],
-        "errorTopics": [],
+
+
+def _node(node_id: str, kind: str, x: int, y: int, label: str, description: str) -> dict:
+    data = {"label": label, "status": "active", "description": description}
+    return {"id": node_id, "type": kind, "position": {"x": x, "y": y}, "data": data}
+
+
+def _edge(source: str, target: str) -> dict:
+    return {"id": f"e-{source}-{target}", "source": source, "target": target, "animated": True}
+
+
+def test_pipeline_graph_layers_left_to_right(small: RegistryDocument) -> None:
+    stream = "/audio/stream/{device_id}"
+    audio, wifi = "device.audio.raw", "device.network.wifi.raw"
+    vad, errors, words = (
+        "media.audio.vad_filtered",
+        "errors.audio.vad",
+        "media.text.transcribed.words",
+    )
+    assert queries.pipeline_graph(small) == {
+        "nodes": [
+            _node(f"api-{stream}", "external", 0, 0, stream, f"POST {stream}"),
+            _node("api-/audio/upload", "external", 0, 120, "/audio/upload", "POST /audio/upload"),
+            _node("api-/network/wifi", "external", 0, 240, "/network/wifi", "POST /network/wifi"),
+            _node(audio, "kafka", 300, 0, audio, "Raw audio chunks from devices"),
+            _node(wifi, "kafka", 300, 120, wifi, "Wi-Fi scans from phones"),
+            _node(
+                "service-silero-vad",
+                "processor",
+                600,
+                0,
+                "silero-vad",
+                "audio-processing/vad-processing",
+            ),
+            _node(
+                "service-wifi-enricher",
+                "processor",
+                600,
+                120,
+                "wifi-enricher",
+                "network-monitoring/wifi-enrichment",
+            ),
+            _node(
+                "db-device_audio_raw",
+                "database",
+                600,
+                240,
+                "device_audio_raw",
+                "warehouse.public.device_audio_raw",
+            ),
+            _node(
+                "db-device_network_wifi_raw",
+                "database",
+                600,
+                360,
+                "device_network_wifi_raw",
+                "warehouse.public.device_network_wifi_raw",
+            ),
+            _node(errors, "kafka", 900, 0, errors, ""),
+            _node(vad, "kafka", 900, 120, vad, "Speech segments kept by voice activity detection"),
+            _node(
+                "service-kyutai-stt",
+                "processor",
+                1200,
+                0,
+                "kyutai-stt",
+                "audio-processing/speech-to-text",
+            ),
+            _node(words, "kafka", 1500, 0, words, "Words transcribed from speech"),
+            _node(
+                "db-transcribed_words",
+                "database",
+                1800,
+                0,
+                "transcribed_words",
+                "warehouse.public.transcribed_words",
+            ),
+        ],
+        "edges": [
+            _edge(f"api-{stream}", audio),
+            _edge("api-/audio/upload", audio),
+            _edge("api-/network/wifi", wifi),
+            _edge(audio, "db-device_audio_raw"),
+            _edge(audio, "service-silero-vad"),
+            _edge(wifi, "db-device_network_wifi_raw"),
+            _edge(wifi, "service-wifi-enricher"),
+            _edge(vad, "service-kyutai-stt"),
+            _edge(words, "db-transcribed_words"),
+            _edge("service-kyutai-stt", words),
+            _edge("service-silero-vad", errors),
+            _edge("service-silero-vad", vad),
+        ],
+    }
+
+
+def test_validation_statistics(small: RegistryDocument) -> None:
+    assert queries.validation_statistics(small) == {
+        "topics": 5,
+        "tables": 3,
+        "mappings": 13,
+        "flows": 2,
+        "stages": 3,
     }
 
 
@@ -414,6 +418,7 @@ def test_answers_do_not_depend_on_document_order(small: RegistryDocument) -> Non
         queries.topics,
         queries.topology,
         queries.dependencies,
+        queries.pipeline_graph,
     ):
         assert question(shuffled) == question(small)
     assert queries.lineage(shuffled, "device.audio.raw") == queries.lineage(
@@ -423,11 +428,18 @@ def test_answers_do_not_depend_on_document_order(small: RegistryDocument) -> Non
 
 def test_empty_registry() -> None:
     empty = RegistryDocument()
-    assert queries.flows(empty) == []
-    assert queries.stages(empty) == []
-    assert queries.topics(empty) == []
-    assert queries.topology(empty) == {"nodes": [], "edges": []}
-    assert queries.dependencies(empty) == []
+    assert queries.flows(empty) == {"flows": []}
+    assert queries.stages(empty) == {"stages": []}
+    assert queries.topics(empty) == {"topics": []}
+    assert queries.topology(empty) == {
+        "flows": [],
+        "stages": [],
+        "topics": [],
+        "topic_producers": {},
+        "topic_consumers": {},
+    }
+    assert queries.dependencies(empty) == {"dependencies": []}
+    assert queries.pipeline_graph(empty) == {"nodes": [], "edges": []}
 
 
 # ----------------------------------------------------------------------------- demo registry
@@ -471,11 +483,11 @@ def test_demo_registry_has_the_example_domain(demo: RegistryDocument) -> None:
         "/audio/upload",
         "/audio/stream/{device_id}",
     }
-    stages = {s["name"]: s for s in queries.flow(demo, "audio-processing")["stages"]}
-    assert stages["vad-processing"]["service"] == "silero-vad"
-    assert stages["vad-processing"]["outputs"] == ["media.audio.vad_filtered"]
-    assert stages["speech-to-text"]["service"] == "kyutai-stt"
-    assert stages["speech-to-text"]["outputs"] == ["media.text.transcribed.words"]
+    stages = {s["stage_name"]: s for s in queries.flow(demo, "audio-processing")["stages"]}
+    assert stages["vad-processing"]["service_name"] == "silero-vad"
+    assert stages["vad-processing"]["output_topics"] == ["media.audio.vad_filtered"]
+    assert stages["speech-to-text"]["service_name"] == "kyutai-stt"
+    assert stages["speech-to-text"]["output_topics"] == ["media.text.transcribed.words"]
     names = {t.name for t in demo.topics}
     for part in ("wifi", "bluetooth", "cellular", "gps", "accelerometer", "gyroscope"):
         assert any(part in n for n in names), part
@@ -486,20 +498,29 @@ def test_demo_registry_has_the_example_domain(demo: RegistryDocument) -> None:
 
 
 def test_every_query_answers_on_the_demo_registry(demo: RegistryDocument) -> None:
-    assert len(queries.flows(demo)) == len(demo.flows)
-    assert len(queries.topics(demo)) == len(demo.topics)
+    assert len(queries.flows(demo)["flows"]) == len([f for f in demo.flows if f.active])
+    assert len(queries.topics(demo)["topics"]) == len(demo.topics)
     stage_count = sum(len(f.stages) for f in demo.flows)
-    assert len(queries.stages(demo)) == stage_count
+    assert len(queries.stages(demo)["stages"]) == stage_count
     for f in demo.flows:
-        assert queries.flow(demo, f.name)["stageCount"] == len(f.stages)
-    topology = queries.topology(demo)
-    ids = {n["id"] for n in topology["nodes"]}
-    assert all(e["source"] in ids and e["target"] in ids for e in topology["edges"])
+        assert queries.flow(demo, f.name)["flow"]["stage_count"] == len(f.stages)
+    graph = queries.pipeline_graph(demo)
+    ids = {n["id"] for n in graph["nodes"]}
+    assert len(ids) == len(graph["nodes"])
+    assert all(e["source"] in ids and e["target"] in ids for e in graph["edges"])
+    positions = [(n["position"]["x"], n["position"]["y"]) for n in graph["nodes"]]
+    assert len(set(positions)) == len(positions)
+    x_of = {n["id"]: n["position"]["x"] for n in graph["nodes"]}
+    assert all(x_of[e["source"]] < x_of[e["target"]] for e in graph["edges"])
     words = queries.lineage(demo, "media.text.transcribed.words")
     assert [p["service"] for p in words["producers"]] == ["kyutai-stt"]
-    assert words["storageTable"] == "warehouse/media_text_transcribed_words"
-    services = {d["service"] for d in queries.dependencies(demo)}
+    assert words["storageTable"] == "media_text_transcribed_words"
+    services = {s["service_name"] for s in queries.stages(demo)["stages"]}
     for name in services:
-        assert queries.service(demo, name)["service"] == name
-    kyutai = next(d for d in queries.dependencies(demo) if d["service"] == "kyutai-stt")
-    assert kyutai["upstream"] == ["silero-vad"]
+        assert queries.service(demo, name)["service_name"] == name
+    kyutai = [
+        d for d in queries.dependencies(demo)["dependencies"] if d["target_service"] == "kyutai-stt"
+    ]
+    assert [d["source_service"] for d in kyutai] == ["silero-vad"]
+    other = [t for t in queries.topics(demo)["topics"] if "data_source" in t]
+    assert other and all(t["data_source"] != "warehouse" for t in other)

@@ -93,11 +93,11 @@ def test_lineage_table(small: RegistryDocument, capsys: pytest.CaptureFixture[st
     assert code == 0
     assert out == (
         "topic: device.audio.raw\n"
-        "ROLE           NAME                            FLOW              STAGE\n"
-        "api endpoint   POST /audio/upload              -                 -\n"
-        "api endpoint   POST /audio/stream/{device_id}  -                 -\n"
-        "consumer       silero-vad                      audio-processing  vad-processing\n"
-        "storage table  warehouse/device_audio_raw      -                 -\n"
+        "ROLE           NAME                        FLOW              STAGE\n"
+        "api endpoint   /audio/upload               -                 -\n"
+        "api endpoint   /audio/stream/{device_id}   -                 -\n"
+        "consumer       silero-vad                  audio-processing  vad-processing\n"
+        "storage table  warehouse/device_audio_raw  -                 -\n"
     )
 
 

@@ -1,0 +1,1 @@
+"""Monitoring state shared by the HTTP API (/status, /metrics) and the monitoring checks."""
