@@ -9,7 +9,9 @@ adds a version, and a ``registry_revisions`` row records who changed what and wh
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from pipeline_platform.registry.document import (
     DataSource,
     Flow,
     Pipeline,
+    Preset,
     Record,
     RegistryDocument,
     Topic,
@@ -45,6 +48,7 @@ from pipeline_platform.registry.models import (
     data_sources,
     kafka_topic_schemas,
     kafka_topics,
+    module_presets,
     pipeline_flows,
     pipeline_stage_topics,
     pipeline_stages,
@@ -55,13 +59,14 @@ from pipeline_platform.registry.models import (
     topic_table_configs,
 )
 
-KINDS = ("topics", "flows", "data_sources", "pipelines")
+KINDS = ("topics", "flows", "data_sources", "presets", "pipelines")
 """The top-level sections of a registry document, in document order."""
 
 KIND_LABELS = {
     "topics": "topic",
     "flows": "flow",
     "data_sources": "data_source",
+    "presets": "preset",
     "pipelines": "pipeline",
 }
 
@@ -76,7 +81,8 @@ _TOPIC_COLUMNS = (
 )
 _FLOW_COLUMNS = ("description", "priority", "active")
 _DATA_SOURCE_COLUMNS = ("kind", "url_env", "description")
-_PIPELINE_COLUMNS = ("description", "mode", "schedule", "status", "graph")
+_PIPELINE_COLUMNS = ("description", "mode", "schedule", "timezone", "status", "graph")
+_PRESET_COLUMNS = ("module", "description", "config")
 _CHUNK = 500
 
 
@@ -110,6 +116,7 @@ class RegistryDiff:
     topics: KindDiff = KindDiff()
     flows: KindDiff = KindDiff()
     data_sources: KindDiff = KindDiff()
+    presets: KindDiff = KindDiff()
     pipelines: KindDiff = KindDiff()
 
     def kinds(self) -> Iterator[tuple[str, KindDiff]]:
@@ -196,6 +203,7 @@ class _State:
     schema_versions: dict[int, int]
     flow_ids: dict[str, int]
     data_source_ids: dict[str, int]
+    preset_ids: dict[str, int]
     pipeline_ids: dict[str, int]
     invalid: InvalidRows
 
@@ -204,6 +212,7 @@ _MODELS: dict[str, type[Record]] = {
     "topics": Topic,
     "flows": Flow,
     "data_sources": DataSource,
+    "presets": Preset,
     "pipelines": Pipeline,
 }
 
@@ -438,15 +447,26 @@ def _read_state(connection: Connection) -> _State:
                 "description": row.description,
                 "mode": row.mode,
                 "schedule": row.schedule,
+                "timezone": row.timezone,
                 "status": row.status,
                 "graph": _loads(row.graph),
             },
+        )
+
+    preset_list: list[Preset] = []
+    preset_ids: dict[str, int] = {}
+    for row in execute(select(module_presets)):
+        preset_ids[row.name] = row.id
+        data = {"name": row.name, "module": row.module, "description": row.description}
+        invalid.check(
+            preset_list, "presets", row.name, Preset, {**data, "config": _loads(row.config)}
         )
 
     document = RegistryDocument(
         topics=tuple(topics),
         flows=tuple(flows),
         data_sources=tuple(sources),
+        presets=tuple(preset_list),
         pipelines=tuple(pipeline_list),
     ).canonical()
     return _State(
@@ -456,6 +476,7 @@ def _read_state(connection: Connection) -> _State:
         schema_versions={topic_id: version for topic_id, (version, _) in schemas.items()},
         flow_ids=flow_ids,
         data_source_ids=data_source_ids,
+        preset_ids=preset_ids,
         pipeline_ids=pipeline_ids,
         invalid=invalid,
     )
@@ -828,9 +849,30 @@ def _pipeline_row(pipeline: Pipeline) -> dict[str, Any]:
         "description": pipeline.description,
         "mode": pipeline.mode,
         "schedule": pipeline.schedule,
+        "timezone": pipeline.timezone,
         "status": pipeline.status,
         "graph": _dumps(record_to_data(pipeline.graph)),
     }
+
+
+def _preset_row(preset: Preset) -> dict[str, Any]:
+    return {
+        "module": preset.module,
+        "description": preset.description,
+        "config": _dumps(preset.config),
+    }
+
+
+def encode_document(document: RegistryDocument) -> str:
+    """Return the compact stored form of a whole registry (zlib + base64 of canonical JSON)."""
+    raw = document.canonical().model_dump_json(by_alias=True, exclude_defaults=True)
+    return base64.b64encode(zlib.compress(raw.encode(), 6)).decode("ascii")
+
+
+def decode_document(text: str) -> RegistryDocument:
+    """Restore a registry stored by :func:`encode_document`."""
+    raw = zlib.decompress(base64.b64decode(text)).decode()
+    return RegistryDocument.model_validate_json(raw)
 
 
 def _apply_simple(
@@ -874,6 +916,7 @@ def _apply(
             actor=actor,
             source=source,
             summary=_dumps(diff.summary()),
+            document=encode_document(new),
         )
     )
     _apply_simple(
@@ -884,6 +927,15 @@ def _apply(
         diff.data_sources,
         _DATA_SOURCE_COLUMNS,
         _data_source_row,
+    )
+    _apply_simple(
+        connection,
+        module_presets,
+        state.preset_ids,
+        new.presets,
+        diff.presets,
+        _PRESET_COLUMNS,
+        _preset_row,
     )
     topic_ids = _apply_topics(connection, state, new, diff.topics, now)
     _apply_flows(connection, state, new, diff.flows, topic_ids)
