@@ -235,7 +235,8 @@ class PostgresDestination:
             for (pipeline, node), value in state.items():
                 conn.execute(
                     f"INSERT INTO {STATE_TABLE} VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (pipeline, node) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+                    "ON CONFLICT (pipeline, node) DO UPDATE SET value = EXCLUDED.value, "
+                    "updated_at = EXCLUDED.updated_at",
                     (pipeline, node, _state_json(value), now),
                 )
         conn.commit()
