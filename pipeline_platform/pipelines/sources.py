@@ -160,18 +160,23 @@ class PostgresReader:
             cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)") as copy,
         ):
             stream = _CopyStream(copy)
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=types,
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
-                    true_values=["t"],
-                    false_values=["f"],
-                ),
-            )
+            reader: Any = ()
+            if not stream.peek():
+                yield arrow_to_pandas(pa.schema(list(types.items())).empty_table())
+            else:
+                block = min(16 << 20, max(64 << 10, chunk_size * 128))
+                reader = pacsv.open_csv(
+                    stream,
+                    read_options=pacsv.ReadOptions(column_names=names, block_size=block),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=types,
+                        strings_can_be_null=True,
+                        quoted_strings_can_be_null=False,
+                        true_values=["t"],
+                        false_values=["f"],
+                    ),
+                )
             pending: list[pa.RecordBatch] = []
             rows = 0
             for batch in reader:
@@ -182,8 +187,6 @@ class PostgresReader:
                     pending, rows = [], 0
             if pending:
                 yield arrow_to_pandas(pa.Table.from_batches(pending))
-            elif not names:
-                return
         conn.rollback()
 
     def run_query(
@@ -215,12 +218,18 @@ class _CopyStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: Any) -> int:
+    def peek(self) -> bool:
+        """Return True when the stream has at least one byte."""
         while not self._buffer:
             block = next(self._blocks, None)
             if block is None:
-                return 0
+                return False
             self._buffer = bytes(block)
+        return True
+
+    def readinto(self, target: Any) -> int:
+        if not self.peek():
+            return 0
         size = min(len(target), len(self._buffer))
         target[:size] = self._buffer[:size]
         self._buffer = self._buffer[size:]
