@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(subparsers)
-    for name in ("dlq_commands", "dev_command"):
+    for name in ("dlq_commands", "warehouse_commands", "dev_command"):
         try:
             module = __import__(f"pipeline_platform.cli.{name}", fromlist=["register"])
         except ImportError:

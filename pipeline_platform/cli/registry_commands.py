@@ -42,6 +42,11 @@ def register(subparsers: Any) -> None:
     val = commands.add_parser("validate", help="check a registry YAML file, report every problem")
     val.add_argument("file", type=Path)
     val.add_argument("--json", action="store_true", help="print problems as JSON")
+    val.add_argument(
+        "--against-warehouse",
+        action="store_true",
+        help="also compare each mapped column with the live table's type",
+    )
     val.set_defaults(handler=_validate)
 
     hist = commands.add_parser("history", help="list registry revisions, newest first")
@@ -89,6 +94,9 @@ def _import(args: argparse.Namespace) -> int:
         return 0
     for line in result.diff.lines():
         print(line)
+    if not result.diff.is_empty:
+        for problem in _column_problems(document, tolerant=True):
+            print(f"warning: {problem}", file=sys.stderr)
     if result.diff.is_empty:
         print("no changes")
     elif args.dry_run:
@@ -96,6 +104,22 @@ def _import(args: argparse.Namespace) -> int:
     else:
         print(f"imported as revision {result.revision}")
     return 0
+
+
+def _column_problems(document: RegistryDocument, tolerant: bool = False) -> list[Any]:
+    """Compare mapped columns with the live tables (``tolerant``: skip unset data sources)."""
+    from pipeline_platform.cli.dlq_commands import warehouse_url_for
+    from pipeline_platform.ingestion.column_types import column_problems
+
+    settings = load_settings()
+    try:
+        return column_problems(
+            document, lambda source: warehouse_url_for(document, source, settings)
+        )
+    except CommandError:
+        if tolerant:
+            return []
+        raise
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -118,6 +142,13 @@ def _validate(args: argparse.Namespace) -> int:
             print_json([{"path": p.path, "reason": p.reason} for p in error.problems])
             return 1
         raise CommandError(*(str(p) for p in error.problems)) from None
+    if args.against_warehouse:
+        problems = _column_problems(document)
+        if problems:
+            if args.json:
+                print_json([{"path": p.path, "reason": p.reason} for p in problems])
+                return 1
+            raise CommandError(*(str(p) for p in problems))
     tables = sum(1 for t in document.topics if t.table is not None)
     mappings = sum(len(t.table.mappings) for t in document.topics if t.table is not None)
     counts = {

@@ -11,7 +11,7 @@ one part, ``ingest_tables``, exactly as before.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 from pydantic import Field
@@ -20,7 +20,27 @@ from pipeline_platform.factory import naming
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.resources import KafkaResource, WarehouseResource
 
-IngestFn = Callable[..., Any]
+if TYPE_CHECKING:
+    from pipeline_platform.ingestion.service import IngestionResult
+    from pipeline_platform.registry.document import Topic
+
+
+class IngestFn(Protocol):
+    """The ingestion function a table asset calls (the service's ``ingest_table``)."""
+
+    def __call__(
+        self,
+        topic: "Topic",
+        *,
+        warehouse_url: str,
+        kafka_config: dict[str, str],
+        run_id: str,
+        max_messages: int | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> "IngestionResult":
+        """Ingest ``topic`` into its table and return what was done."""
+        ...
+
 
 TABLES_PER_PART = 500
 
@@ -42,15 +62,15 @@ def default_ingest() -> IngestFn:
     return ingest_table
 
 
-def materialization_metadata(result: Any) -> dict[str, Any]:
+def materialization_metadata(result: "IngestionResult") -> dict[str, Any]:
     """Turn an ``IngestionResult`` into numeric metadata the UI plots over time.
 
     Args:
         result: The ingestion service's result.
 
     Returns:
-        Rows written, dead letters, messages, seconds, messages/s, lag left and, per partition,
-        the ingested offset range.
+        Rows written, dead letters, messages, seconds, messages/s, lag left, messages lost to
+        retention (when any) and, per partition, the ingested offset range.
     """
     metadata: dict[str, Any] = {
         "rows_written": int(result.rows_written),
@@ -60,6 +80,9 @@ def materialization_metadata(result: Any) -> dict[str, Any]:
         "messages_per_second": round(float(result.messages_per_second), 1),
         "lag_left": int(result.lag_left),
     }
+    lost = int(getattr(result, "gaps", 0))
+    if lost:
+        metadata["retention_lost"] = lost
     for partition, (start, end) in sorted(result.offsets.items()):
         metadata[f"offsets/partition_{partition}/from"] = int(start)
         metadata[f"offsets/partition_{partition}/to"] = int(end)
@@ -163,9 +186,10 @@ def _ingestion_part(
                     kafka_config=kafka_config,
                     run_id=context.run.run_id,
                     max_messages=max_messages,
+                    warn=context.log.warning,
                 )
             except Exception as error:
-                context.log.error(f"Ingestion of {name} failed: {type(error).__name__}: {error}")
+                context.log.error(f"Ingestion of {name} failed: {_one_line(error)}")
                 failures.append(name)
                 continue
             yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(result))
@@ -186,3 +210,11 @@ def _ingestion_part(
             )
 
     return ingest_tables
+
+
+def _one_line(error: Exception) -> str:
+    """Return an error as one line; a reason written for users is shown without its type."""
+    from pipeline_platform.warehouse import ColumnTypeMismatch
+
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text if isinstance(error, ColumnTypeMismatch) else f"{type(error).__name__}: {text}"

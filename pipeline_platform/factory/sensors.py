@@ -9,7 +9,7 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dagster as dg
 
@@ -21,6 +21,23 @@ WEBSERVER_HOST_ENV = "PIPELINE_DAGSTER_WEBSERVER_HOST"
 WEBSERVER_PORT_ENV = "PIPELINE_DAGSTER_WEBSERVER_PORT"
 LOCATION_NAME_ENV = "PIPELINE_DAGSTER_LOCATION_NAME"
 DEFAULT_LOCATION_NAME = "pipeline_platform"
+
+
+class ReadLagsFn(Protocol):
+    """The batched lag reader (the service's ``read_lags``)."""
+
+    def __call__(
+        self,
+        topics: Sequence[Any],
+        *,
+        warehouse_urls: Mapping[str, str] | Callable[[str], str],
+        kafka_config: Mapping[str, Any],
+        timeout: float = 5.0,
+        errors: dict[str, Exception] | None = None,
+    ) -> Mapping[str, Mapping[int, Any]]:
+        """Return topic → partition → lag; failures per topic go to ``errors``."""
+        ...
+
 
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -84,7 +101,7 @@ def evaluate_lag(
     warehouse: WarehouseResource,
     kafka: KafkaResource,
     options: LagSensorOptions,
-    read_lags: Callable[..., Mapping[str, Mapping[int, Any]]] | None = None,
+    read_lags: ReadLagsFn | None = None,
     broker_unavailable: type[Exception] | None = None,
 ) -> dg.SensorResult:
     """One tick of a Kafka lag sensor.

@@ -2,7 +2,8 @@
 
 A message is the tuple ``(partition, offset, key, value)``. :func:`transform_batch` turns a list
 of them into rows (deduplicated by upsert key, last wins) and dead letters, calling orjson, the
-JSON Schema validator compiled once with fastjsonschema, and the compiled mapping.
+JSON Schema validator compiled once (jsonschema-rs, by the schema's declared draft; see
+:mod:`pipeline_platform.json_schemas`), and the compiled mapping.
 
 Dead-letter reasons (stable prefixes, followed by detail):
 
@@ -18,15 +19,17 @@ Dead-letter reasons (stable prefixes, followed by detail):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-import fastjsonschema
 import orjson
 
 from pipeline_platform.ingestion.mapping import CompiledMapping
+from pipeline_platform.json_schemas import SchemaViolation, Validator
+from pipeline_platform.json_schemas import compile_validator as compile_validator
+from pipeline_platform.warehouse import DeadLetterRow
 
 #: ``(partition, offset, key, value)``
 RawMessage = tuple[int, int, bytes | None, bytes | None]
@@ -48,15 +51,9 @@ class DecodeOptions:
     key_required: bool = False
 
 
-@dataclass
-class DeadLetter:
-    """A message that could not be ingested, with its reason."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    reason: str
+#: A message that could not be ingested, with its reason: ``(partition, offset, key, value,
+#: reason)``.
+DeadLetter = DeadLetterRow
 
 
 @dataclass
@@ -74,85 +71,6 @@ class PreparedBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     messages: int = 0
     last_offsets: dict[int, int] = field(default_factory=dict)
-
-
-Validator = Callable[[Any], Any]
-
-
-def compile_validator(schema: dict[str, Any] | None) -> Validator | None:
-    """Compile a JSON Schema once; None when there is no schema.
-
-    Simple schemas (only ``type``, ``required`` and nested ``properties``) get a generated
-    pre-check that accepts valid documents with a few dict lookups; anything it does not
-    accept, and every other schema, goes through the full fastjsonschema validator, so the
-    verdict and the error message are always fastjsonschema's.
-
-    Args:
-        schema: The topic's JSON Schema, or None.
-
-    Returns:
-        A function raising ``fastjsonschema.JsonSchemaValueException`` on invalid documents.
-    """
-    if not schema:
-        return None
-    full: Validator = fastjsonschema.compile(schema)
-    lines: list[str] = []
-    if not _precheck_lines(schema, "d", lines, 0):
-        return full
-    namespace: dict[str, Any] = {"full": full, "_ABSENT": _Absent()}
-    source = "def validate(d):\n    if not (\n        " + "\n        and ".join(lines or ["True"])
-    source += "\n    ):\n        full(d)\n"
-    exec(compile(source, "<schema precheck>", "exec"), namespace)
-    fast: Validator = namespace["validate"]
-    return fast
-
-
-_SIMPLE_KEYWORDS = frozenset({"type", "required", "properties", "$schema", "title", "description"})
-_TYPE_CHECKS = {
-    "object": "type({v}) is dict",
-    "array": "type({v}) is list",
-    "string": "type({v}) is str",
-    "integer": "type({v}) is int",
-    "number": "type({v}) in (int, float)",
-    "boolean": "type({v}) is bool",
-    "null": "{v} is None",
-}
-
-
-def _precheck_lines(schema: Any, var: str, lines: list[str], depth: int) -> bool:
-    """Emit conservative conditions for ``schema`` on ``var``; False when unsupported."""
-    if not isinstance(schema, dict) or not set(schema) <= _SIMPLE_KEYWORDS or depth > 8:
-        return False
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = [kind] if isinstance(kind, str) else kind
-        if not isinstance(kinds, list) or not all(k in _TYPE_CHECKS for k in kinds):
-            return False
-        lines.append("(" + " or ".join(_TYPE_CHECKS[k].format(v=var) for k in kinds) + ")")
-    required = schema.get("required", [])
-    properties = schema.get("properties", {})
-    if not isinstance(required, list) or not isinstance(properties, dict):
-        return False
-    if (required or properties) and kind != "object":
-        return False  # the keywords only apply to objects; keep the full semantics
-    for name in required:
-        if not isinstance(name, str):
-            return False
-        lines.append(f"{name!r} in {var}")
-    for index, (name, sub) in enumerate(properties.items()):
-        child = f"_{depth}_{index}"
-        sub_lines: list[str] = []
-        if not _precheck_lines(sub, child, sub_lines, depth + 1):
-            return False
-        if sub_lines:
-            condition = " and ".join(sub_lines)
-            # An absent property is fine; a present one must pass its subschema.
-            lines.append(f"(({child} := {var}.get({name!r}, _ABSENT)) is _ABSENT or ({condition}))")
-    return True
-
-
-class _Absent:
-    pass
 
 
 def decode_reason(value: bytes | None, error: Exception) -> str:
@@ -198,7 +116,7 @@ def decode_message(
     if validator is not None:
         try:
             validator(document)
-        except fastjsonschema.JsonSchemaValueException as error:
+        except SchemaViolation as error:
             return f"schema violation: {error.message}"
     return document
 
@@ -228,7 +146,7 @@ def transform_batch(
     build = mapping.build
     max_bytes = options.max_message_bytes
     key_required = options.key_required
-    schema_error = fastjsonschema.JsonSchemaValueException
+    schema_error = SchemaViolation
     dead: list[DeadLetter] = []
     last: dict[int, int] = {}
     key_indexes = mapping.key_indexes
@@ -291,3 +209,31 @@ def _tail_per_partition(messages: Sequence[RawMessage]) -> list[RawMessage]:
             best[message[0]] = message
     # Offsets are increasing within a partition, so the last one seen is the highest.
     return list(best.values())
+
+
+def row_sources(
+    messages: Sequence[RawMessage],
+    mapping: CompiledMapping,
+    validator: Validator | None,
+    options: DecodeOptions,
+) -> list[RawMessage]:
+    """Return, per row of ``transform_batch(messages, ...)``, the message it was built from.
+
+    The rare path (rows the database refused): it repeats the transform, keeping the message
+    instead of the row, so the hot loop carries no provenance.
+    """
+    key_of = itemgetter(*mapping.key_indexes) if mapping.key_indexes else None
+    keyed: dict[Any, RawMessage] = {}
+    plain: list[RawMessage] = []
+    for message in messages:
+        document = decode_message(message[3], message[2], validator, options)
+        if type(document) is str:
+            continue
+        row = mapping.build(document)
+        if type(row) is not tuple:
+            continue
+        if key_of is None:
+            plain.append(message)
+        else:
+            keyed[key_of(row)] = message
+    return list(keyed.values()) if key_of is not None else plain

@@ -10,23 +10,15 @@ auto-created by the lookup.
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
-from sqlalchemy.engine import make_url
-
-from pipeline_platform.ingestion.reader import BrokerUnavailable
-from pipeline_platform.ingestion.warehouse import OFFSETS_TABLE, asset_key_of, postgres_conninfo
+from pipeline_platform.ingestion.kafka_offsets import read_watermarks
+from pipeline_platform.ingestion.tables import asset_key_of
 from pipeline_platform.registry.document import Topic
+from pipeline_platform.warehouse import connect_warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +28,6 @@ WarehouseUrls = Mapping[str, str] | Callable[[str], str]
 """Data source name → warehouse URL, as a mapping or a function."""
 
 StoredKey = tuple[str, str]  # (asset_key, topic)
-
-LIST_OFFSETS_CHUNK = 500
-"""Partitions per ListOffsets call. One call over many partitions costs more than linearly
-(mock broker, 1,000 topics x 4 partitions, earliest + latest: one call per spec 0.46-0.52 s,
-chunks of 1,000 0.30-0.39 s, chunks of 500 0.29-0.31 s). All chunks are sent before any answer
-is awaited, so they still take one round trip."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +74,7 @@ def read_lags(
     wanted = _unique_with_tables(topics, failed)
     stored = _stored_offsets(wanted, warehouse_urls, timeout, failed)
     readable = [topic for topic in wanted if topic.name not in failed]
-    marks = _watermarks([topic.name for topic in readable], dict(kafka_config), timeout, failed)
+    marks = read_watermarks([topic.name for topic in readable], dict(kafka_config), timeout, failed)
     result: dict[str, dict[int, PartitionLag]] = {}
     for topic in readable:
         if topic.name in failed:
@@ -157,157 +143,10 @@ def _select_offsets(
 ) -> list[tuple[str, str, int, int]]:
     """Return ``(asset_key, topic, partition, next_offset)`` rows of the given assets.
 
-    One connection and one query; no DDL: a missing offsets table gives no rows.
-
-    Raises:
-        ValueError: The URL names an unsupported backend.
+    One read-only connection and one query; no DDL: a missing offsets table gives no rows.
     """
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    columns = f"SELECT asset_key, topic, partition, next_offset FROM {OFFSETS_TABLE}"
-    if backend in ("postgresql", "postgres", "timescaledb"):
-        import psycopg
-
-        with psycopg.connect(
-            postgres_conninfo(url), autocommit=True, connect_timeout=max(1, round(timeout))
-        ) as conn:
-            try:
-                return [
-                    (str(a), str(t), int(p), int(o))
-                    for a, t, p, o in conn.execute(
-                        f"{columns} WHERE asset_key = ANY(%s)", (list(asset_keys),)
-                    ).fetchall()
-                ]
-            except psycopg.errors.UndefinedTable:
-                return []
-    if backend == "sqlite":
-        path = parsed.database or ":memory:"
-        if path == ":memory:":
-            return []
-        try:
-            lite = sqlite3.connect(
-                f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=timeout
-            )
-        except sqlite3.OperationalError:
-            return []  # no database file yet: nothing stored
-        try:
-            rows = lite.execute(
-                f"{columns} WHERE asset_key IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(asset_keys)),),
-            ).fetchall()
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                return []
-            raise
-        finally:
-            lite.close()
-        return [(str(a), str(t), int(p), int(o)) for a, t, p, o in rows]
-    raise ValueError(f"unsupported warehouse backend {backend!r} (use postgresql or sqlite)")
-
-
-# -- broker -----------------------------------------------------------------------------------
-
-
-def admin_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the AdminClient settings: the cluster settings, never auto-creating topics."""
-    config: dict[str, Any] = {"logger": logger}
-    config.update(kafka_config)
-    config["allow.auto.create.topics"] = False
-    return config
-
-
-def _watermarks(
-    topic_names: Sequence[str],
-    kafka_config: dict[str, Any],
-    timeout: float,
-    failed: dict[str, Exception],
-) -> dict[str, dict[int, tuple[int, int]]]:
-    """Return ``(low, high)`` per partition of every topic: one metadata + batched ListOffsets.
-
-    Raises:
-        BrokerUnavailable: No metadata or no offsets within ``timeout``.
-    """
-    if not topic_names:
-        return {}
-    deadline = time.monotonic() + timeout
-    isolation = (
-        IsolationLevel.READ_UNCOMMITTED
-        if str(kafka_config.get("isolation.level", "")).lower() == "read_uncommitted"
-        else IsolationLevel.READ_COMMITTED  # what the ingestion consumer sees by default
-    )
-    admin = AdminClient(admin_config(kafka_config))
+    warehouse = connect_warehouse(url, connect_timeout=max(1, round(timeout)), read_only=True)
     try:
-        # One request: for the one topic of ``read_lag``, or for all topics of the cluster
-        # (librdkafka names at most one topic per call). ``allow.auto.create.topics`` is off,
-        # so naming a missing topic does not create it.
-        only = topic_names[0] if len(topic_names) == 1 else None
-        metadata = admin.list_topics(topic=only, timeout=timeout)
-    except KafkaException as error:
-        raise BrokerUnavailable(f"Kafka did not answer within {timeout:g} s: {error}") from error
-    marks: dict[str, dict[int, tuple[int, int]]] = {}
-    partitions: list[TopicPartition] = []
-    for name in topic_names:
-        found = metadata.topics.get(name)
-        if found is None or (
-            found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-        ):
-            marks[name] = {}  # not on the broker (yet): no lag
-        elif found.error is not None:
-            failed[name] = BrokerUnavailable(f"no metadata for topic {name}: {found.error}")
-        else:
-            marks[name] = {}
-            partitions.extend(TopicPartition(name, p) for p in sorted(found.partitions))
-    if not partitions:
-        return marks
-    left = max(0.1, deadline - time.monotonic())
-    lows: dict[TopicPartition, Future[Any]] = {}
-    highs: dict[TopicPartition, Future[Any]] = {}
-    try:
-        # Every request is sent before any answer is awaited: the chunks travel concurrently.
-        for start in range(0, len(partitions), LIST_OFFSETS_CHUNK):
-            chunk = partitions[start : start + LIST_OFFSETS_CHUNK]
-            for spec, futures in ((OffsetSpec.earliest, lows), (OffsetSpec.latest, highs)):
-                futures.update(
-                    admin.list_offsets(
-                        {tp: spec() for tp in chunk},
-                        isolation_level=isolation,
-                        request_timeout=left,
-                    )
-                )
-    except KafkaException as error:
-        raise BrokerUnavailable(f"Kafka did not return offsets: {error}") from error
-    pending: list[Future[Any]] = [*lows.values(), *highs.values()]
-    _done, not_done = wait(pending, timeout=left + 1.0)
-    if not_done:
-        raise BrokerUnavailable(
-            f"Kafka did not return offsets of {len(not_done)} partition(s) within {timeout:g} s"
-        )
-    partition_errors: dict[str, Exception] = {}
-    low_of = _offsets(lows, partition_errors)
-    high_of = _offsets(highs, partition_errors)
-    if partition_errors and not low_of and not high_of:
-        sample = next(iter(partition_errors.values()))
-        raise BrokerUnavailable(f"Kafka returned no offsets: {sample}")
-    failed.update(partition_errors)
-    for tp in partitions:
-        key = (tp.topic, tp.partition)
-        if tp.topic in failed or key not in low_of or key not in high_of:
-            marks.pop(tp.topic, None)
-            continue
-        marks[tp.topic][tp.partition] = (low_of[key], high_of[key])
-    return marks
-
-
-def _offsets(
-    futures: Mapping[TopicPartition, Future[Any]], failed: dict[str, Exception]
-) -> dict[tuple[str, int], int]:
-    offsets: dict[tuple[str, int], int] = {}
-    for tp, future in futures.items():
-        try:
-            offsets[(tp.topic, tp.partition)] = int(future.result().offset)
-        except KafkaException as error:
-            failed.setdefault(
-                tp.topic,
-                BrokerUnavailable(f"no offsets for {tp.topic}[{tp.partition}]: {error}"),
-            )
-    return offsets
+        return warehouse.read_all_offsets(asset_keys)
+    finally:
+        warehouse.close()

@@ -20,12 +20,19 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipeline_platform.ingestion.decode import RawMessage
+from pipeline_platform.ingestion.kafka_offsets import BrokerUnavailable
+
+__all__ = [
+    "BrokerUnavailable",
+    "PartitionRange",
+    "ReadTimeout",
+    "consumer_config",
+    "group_id_for",
+    "plan_ranges",
+    "read_batches",
+]
 
 logger = logging.getLogger(__name__)
-
-
-class BrokerUnavailable(RuntimeError):
-    """The Kafka brokers did not answer within the timeout."""
 
 
 class ReadTimeout(RuntimeError):
@@ -49,6 +56,13 @@ class PartitionRange:
     start: int
     end: int
     gap: int = 0
+
+    @property
+    def lost(self) -> tuple[int, int] | None:
+        """The offsets deleted by retention before ingestion (first, last), or None."""
+        if not self.gap or self.stored is None:
+            return None
+        return (self.stored, self.stored + self.gap - 1)
 
 
 def group_id_for(data_source: str, table: str) -> str:
@@ -81,69 +95,22 @@ def consumer_config(kafka_config: Mapping[str, Any], group_id: str) -> dict[str,
     return config
 
 
-def partitions_of(consumer: Consumer, topic: str, timeout: float) -> list[int]:
-    """Return the topic's partitions from broker metadata.
-
-    Raises:
-        BrokerUnavailable: No metadata within ``timeout``.
-    """
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout)
-    except KafkaException as error:
-        raise BrokerUnavailable(
-            f"Kafka did not answer within {timeout:g} s for topic {topic}: {error}"
-        ) from error
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None:
-        if found is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            return []
-        reason = found.error if found is not None else "no metadata"
-        raise BrokerUnavailable(f"no metadata for topic {topic}: {reason}")
-    return sorted(found.partitions)
-
-
-def watermarks(
-    consumer: Consumer, topic: str, partitions: list[int], timeout: float
-) -> dict[int, tuple[int, int]]:
-    """Return ``(low, high)`` watermarks per partition.
-
-    Raises:
-        BrokerUnavailable: A partition's watermarks did not arrive within ``timeout``.
-    """
-    deadline = time.monotonic() + timeout
-    marks: dict[int, tuple[int, int]] = {}
-    for partition in partitions:
-        left = max(0.1, deadline - time.monotonic())
-        try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=left, cached=False
-            )
-        except KafkaException as error:
-            raise BrokerUnavailable(
-                f"Kafka did not return offsets of {topic}[{partition}] within {timeout:g} s: "
-                f"{error}"
-            ) from error
-        marks[partition] = (int(low), int(high))
-    return marks
-
-
 def plan_ranges(
-    consumer: Consumer, topic: str, stored: Mapping[int, int], timeout: float
+    marks: Mapping[int, tuple[int, int]], stored: Mapping[int, int], topic: str = ""
 ) -> dict[int, PartitionRange]:
-    """Capture the end offsets and decide each partition's range.
+    """Decide each partition's range from the watermarks captured at start.
 
     Args:
-        consumer: A consumer connected to the cluster.
-        topic: Topic name.
+        marks: ``(low, high)`` watermarks per partition.
         stored: Stored next offsets per partition.
-        timeout: Seconds to wait for the broker.
+        topic: Topic name, for the log.
 
     Returns:
-        The range per partition (possibly empty: ``start >= end``).
+        The range per partition (possibly empty: ``start >= end``); ``gap`` counts messages
+        deleted by retention between the stored offset and the low watermark.
     """
-    marks = watermarks(consumer, topic, partitions_of(consumer, topic, timeout), timeout)
     ranges = {}
-    for partition, (low, high) in marks.items():
+    for partition, (low, high) in sorted(marks.items()):
         known = stored.get(partition)
         start = low if known is None else max(known, low)
         gap = 0 if known is None else max(0, low - known)

@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from pipeline_platform.json_schemas import schema_problem
 from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
 from pipeline_platform.pipelines.graph import check_pipeline, find_cycle, presets_by_name
 from pipeline_platform.registry.document import (
@@ -157,12 +158,9 @@ def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[
     for i, topic in topics:
         base = f"topics[{i}]"
         if topic.json_schema is not None:
-            try:
-                jsonschema.validators.validator_for(topic.json_schema).check_schema(
-                    topic.json_schema
-                )
-            except jsonschema.SchemaError as error:
-                out.append(Problem(f"{base}.schema", f"not a valid JSON Schema: {error.message}"))
+            problem = schema_problem(topic.json_schema)
+            if problem is not None:
+                out.append(Problem(f"{base}.schema", f"not a valid JSON Schema: {problem}"))
         _duplicates(
             (
                 (f"{base}.api_endpoints[{j}]", f"{e.method} {e.path}")

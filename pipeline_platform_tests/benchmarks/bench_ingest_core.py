@@ -33,13 +33,11 @@ from pipeline_platform.ingestion.decode import (
 )
 from pipeline_platform.ingestion.mapping import compile_mapping
 from pipeline_platform.ingestion.service import BatchPipeline
-from pipeline_platform.ingestion.warehouse import (
-    PostgresWarehouse,
-    asset_key_of,
-    postgres_conninfo,
-)
-from pipeline_platform.ingestion.writer import copy_rows_postgres, upsert_sql
+from pipeline_platform.ingestion.tables import asset_key_of, table_spec_of
 from pipeline_platform.registry.document import Topic
+from pipeline_platform.warehouse import postgres_conninfo
+from pipeline_platform.warehouse.postgres import PostgresWarehouse
+from pipeline_platform.warehouse.postgres_write import copy_rows, upsert_sql
 from pipeline_platform_tests.servers import create_database, private_postgres
 
 PARTITIONS = 4
@@ -180,7 +178,7 @@ def main() -> None:
         # Pipeline under test.
         warehouse = PostgresWarehouse(postgres_conninfo(url))
         warehouse.ensure_state_tables()
-        target = warehouse.ensure_table(table)
+        target = warehouse.ensure_table(table_spec_of(table))
         pipeline = BatchPipeline(
             warehouse,
             target,
@@ -214,7 +212,7 @@ def main() -> None:
         # keep memory flat; only the database work is timed).
         base_table = wifi_topic("wifi_scans_baseline").table
         assert base_table is not None
-        base_target = warehouse.ensure_table(base_table)
+        base_target = warehouse.ensure_table(table_spec_of(base_table))
         staging = warehouse.staging_table(base_target)
         sql = upsert_sql(base_target, staging)
         base_seconds = 0.0
@@ -223,7 +221,7 @@ def main() -> None:
             chunk_rows = transform_batch(chunk, mapping, validator, options).rows
             t0 = time.perf_counter()
             with warehouse.conn.transaction():
-                copy_rows_postgres(warehouse, staging, base_target, chunk_rows)
+                copy_rows(warehouse.conn, staging, base_target, chunk_rows)
                 warehouse.conn.execute(sql)
             base_seconds += time.perf_counter() - t0
             count += len(chunk_rows)

@@ -25,8 +25,10 @@ from confluent_kafka import Consumer, TopicPartition
 from pipeline_platform.ingestion.decode import DecodeOptions, compile_validator, transform_batch
 from pipeline_platform.ingestion.mapping import compile_mapping
 from pipeline_platform.ingestion.service import ingest_table
-from pipeline_platform.ingestion.warehouse import PostgresWarehouse, postgres_conninfo
-from pipeline_platform.ingestion.writer import copy_rows_postgres
+from pipeline_platform.ingestion.tables import table_spec_of
+from pipeline_platform.warehouse import postgres_conninfo
+from pipeline_platform.warehouse.postgres import PostgresWarehouse
+from pipeline_platform.warehouse.postgres_write import copy_rows
 from pipeline_platform_tests.benchmarks.bench_ingest_core import encode, peak_rss_mb, wifi_topic
 from pipeline_platform_tests.kafka import mock_broker, produce
 from pipeline_platform_tests.servers import create_database, private_postgres
@@ -139,12 +141,12 @@ def main() -> None:
         copy_table = wifi_topic("wifi_e2e_copy").table
         assert copy_table is not None
         warehouse = PostgresWarehouse(postgres_conninfo(url))
-        target = warehouse.ensure_table(copy_table)
+        target = warehouse.ensure_table(table_spec_of(copy_table))
         t0 = time.perf_counter()
         rows = 0
         for chunk_rows in mapped:
             with warehouse.conn.transaction():
-                copy_rows_postgres(warehouse, target.qualified, target, chunk_rows)
+                copy_rows(warehouse.conn, target.qualified, target, chunk_rows)
             rows += len(chunk_rows)
         copy_seconds = time.perf_counter() - t0
         warehouse.close()

@@ -25,27 +25,18 @@ from contextlib import ExitStack
 
 import dagster as dg
 import orjson
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.sensors import LagSensorOptions, evaluate_lag
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
-from pipeline_platform.ingestion.reader import (
-    consumer_config,
-    group_id_for,
-    partitions_of,
-    watermarks,
-)
+from pipeline_platform.ingestion.reader import consumer_config, group_id_for
 from pipeline_platform.ingestion.service import read_lag
-from pipeline_platform.ingestion.warehouse import (
-    OFFSETS_TABLE,
-    asset_key_of,
-    connect_warehouse,
-    postgres_conninfo,
-)
+from pipeline_platform.ingestion.tables import asset_key_of
 from pipeline_platform.registry.document import Topic
 from pipeline_platform.resources import KafkaResource, WarehouseResource
+from pipeline_platform.warehouse import OFFSETS_TABLE, connect_warehouse, postgres_conninfo
 from pipeline_platform_tests.kafka import mock_broker
 from pipeline_platform_tests.servers import create_database, private_postgres
 
@@ -121,9 +112,14 @@ def legacy_read_lag(
     config["enable.partition.eof"] = False
     consumer = Consumer(config)
     try:
-        deadline = time.monotonic() + timeout
-        partitions = partitions_of(consumer, topic.name, timeout)
-        marks = watermarks(consumer, topic.name, partitions, max(0.1, deadline - time.monotonic()))
+        # One metadata request, then one ListOffsets round trip per partition (the old way).
+        found = consumer.list_topics(topic.name, timeout=timeout).topics[topic.name]
+        marks = {
+            p: consumer.get_watermark_offsets(
+                TopicPartition(topic.name, p), timeout=timeout, cached=False
+            )
+            for p in sorted(found.partitions)
+        }
     finally:
         consumer.close()
     return {

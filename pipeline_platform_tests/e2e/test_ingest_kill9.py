@@ -21,8 +21,8 @@ import psycopg
 import pytest
 
 from pipeline_platform.ingestion.service import ingest_table
-from pipeline_platform.ingestion.warehouse import postgres_conninfo
 from pipeline_platform.registry.document import Topic
+from pipeline_platform.warehouse import postgres_conninfo
 from pipeline_platform_tests.kafka import produce
 
 GOOD = 6000

@@ -21,14 +21,10 @@ from pipeline_platform.ingestion.service import (
     read_lag,
     replay_dead_letters,
 )
-from pipeline_platform.ingestion.warehouse import (
-    FencedError,
-    asset_key_of,
-    connect_warehouse,
-    postgres_conninfo,
-)
+from pipeline_platform.ingestion.tables import asset_key_of, table_spec_of
 from pipeline_platform.ingestion.writer import write_batch
 from pipeline_platform.registry.document import Topic
+from pipeline_platform.warehouse import FencedError, connect_warehouse, postgres_conninfo
 from pipeline_platform_tests.kafka import produce
 from pipeline_platform_tests.servers import free_port
 
@@ -277,7 +273,7 @@ def test_two_writers_on_the_same_range_only_one_commits(postgres_url: str) -> No
     key = asset_key_of(table)
     setup = connect_warehouse(postgres_url)
     setup.ensure_state_tables()
-    target = setup.ensure_table(table)
+    target = setup.ensure_table(table_spec_of(table))
     setup.close()
     from datetime import UTC, datetime
 

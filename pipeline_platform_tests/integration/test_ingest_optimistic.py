@@ -8,13 +8,10 @@ from typing import Any
 
 from pipeline_platform.ingestion.decode import DeadLetter
 from pipeline_platform.ingestion.service import ingest_table
-from pipeline_platform.ingestion.warehouse import (
-    PostgresWarehouse,
-    TargetTable,
-    asset_key_of,
-    connect_warehouse,
-)
-from pipeline_platform.ingestion.writer import _optimism, write_batch
+from pipeline_platform.ingestion.tables import asset_key_of, table_spec_of
+from pipeline_platform.ingestion.writer import write_batch
+from pipeline_platform.warehouse import TargetTable, connect_warehouse
+from pipeline_platform.warehouse.postgres import PostgresWarehouse
 from pipeline_platform_tests.integration.test_ingest import (
     PARTITIONS,
     good,
@@ -38,8 +35,8 @@ def test_fallback_on_existing_keys_then_optimism_again(postgres_url: str) -> Non
     warehouse = connect_warehouse(postgres_url)
     assert isinstance(warehouse, PostgresWarehouse)
     warehouse.ensure_state_tables()
-    target = warehouse.ensure_table(table)
-    state = _optimism(warehouse, target)
+    target = warehouse.ensure_table(table_spec_of(table))
+    state = warehouse.optimism(target)
     offset = 0
 
     def write(rows: list[tuple[Any, ...]], dead: list[DeadLetter]) -> None:
@@ -122,7 +119,7 @@ def test_concurrent_writers_with_the_same_keys_in_opposite_order(postgres_url: s
     assert table is not None
     setup = connect_warehouse(postgres_url)
     setup.ensure_state_tables()
-    target: TargetTable = setup.ensure_table(table)
+    target: TargetTable = setup.ensure_table(table_spec_of(table))
     setup.close()
     keys = [f"k{i:04d}" for i in range(2000)]
     errors: list[BaseException] = []

@@ -23,9 +23,9 @@ from pipeline_platform.factory.sensors import (
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
 from pipeline_platform.ingestion.service import ingest_table, read_lag
-from pipeline_platform.ingestion.warehouse import postgres_conninfo
 from pipeline_platform.registry.document import Topic
 from pipeline_platform.resources import KafkaResource, WarehouseResource
+from pipeline_platform.warehouse import postgres_conninfo
 from pipeline_platform_tests.kafka import produce
 from pipeline_platform_tests.servers import free_port
 
