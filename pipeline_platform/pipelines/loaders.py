@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 
 from pipeline_platform.pipelines.destinations import (
     Destination,
+    StateUpdates,
     Target,
     columns_of,
-    open_destination,
     to_arrow,
 )
 from pipeline_platform.pipelines.transforms import Step
@@ -30,18 +30,21 @@ from pipeline_platform.pipelines.transforms import Step
 class SqlTableLoad(Step):
     """Write chunks into a SQL table; nothing is visible before :meth:`commit`."""
 
-    def __init__(self, config: Mapping[str, Any], url: str) -> None:
+    def __init__(self, config: Mapping[str, Any], url: str, run_id: str) -> None:
         self.target = Target(
             schema=config.get("schema"),
             table=config["table"],
             mode=config.get("mode", "append"),
             key=tuple(config.get("key", ())),
         )
-        self.destination: Destination = open_destination(url)
+        self.destination = Destination(url, run_id)
         self.prepared = False
         self.written = 0
 
     def process(self, frame: pd.DataFrame, port: int = 0) -> pd.DataFrame | None:
+        if self.target.mode == "upsert" and len(frame):
+            # Rows unique by key within a write: the last row for a key wins.
+            frame = frame.drop_duplicates(subset=list(self.target.key), keep="last")
         table = to_arrow(frame)
         if not self.prepared:
             self.destination.prepare(self.target, columns_of(table))
@@ -49,17 +52,16 @@ class SqlTableLoad(Step):
         self.written += self.destination.write(self.target, table)
         return None
 
-    def read_state(self, key: tuple[str, str]) -> Any:
+    def read_state(self, key: tuple[str, str]) -> str | None:
         """Return stored pipeline state from this loader's destination."""
         return self.destination.read_state(*key)
 
-    def commit(self, state: Mapping[tuple[str, str], Any]) -> None:
+    def commit(self, state: StateUpdates) -> None:
         """Commit the rows, the swap or merge, and ``state`` in one transaction."""
         self.destination.commit([self.target] if self.prepared else [], state)
 
     def close(self) -> None:
         """Roll back what was not committed and close the connection."""
-        self.destination.rollback()
         self.destination.close()
 
 
@@ -93,10 +95,10 @@ class FileLoad(Step):
         self.written += table.num_rows
         return None
 
-    def read_state(self, key: tuple[str, str]) -> Any:
+    def read_state(self, key: tuple[str, str]) -> str | None:
         return None
 
-    def commit(self, state: Mapping[tuple[str, str], Any]) -> None:
+    def commit(self, state: StateUpdates) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None

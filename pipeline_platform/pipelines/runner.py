@@ -9,6 +9,7 @@ swap and the new watermark, so a run that dies leaves everything as it was.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -213,17 +214,20 @@ def execute(
                     executor.steps[node.id] = Step()
                     continue
                 if node.module.name == "sql_table_loader":
-                    loader: Loader = SqlTableLoad(node.config, urls[node.id])
+                    loader: Loader = SqlTableLoad(node.config, urls[node.id], run_id)
                 else:
                     fmt = "csv" if node.module.name == "csv_loader" else "parquet"
                     loader = FileLoad(node.config, fmt, run_id)
                 loaders[node.id] = executor.steps[node.id] = loader
         state_home = next(iter(loaders.values()), None)
         extracts: dict[str, Extract] = {}
+        stored: dict[str, str | None] = {}
         for node in plan.of_kind("extractor"):
             before = None
             if node.config.get("incremental_column") and state_home is not None:
-                before = state_home.read_state(state_key(pipeline, node.id))
+                text = state_home.read_state(state_key(pipeline, node.id))
+                stored[node.id] = text
+                before = json.loads(text) if text else None
             extracts[node.id] = Extract(
                 node.module.name,
                 node.config,
@@ -244,13 +248,14 @@ def execute(
                 say(f"{node.id}: {stats.rows_out} rows read")
                 chunk_started = time.perf_counter()
         executor.finish()
-        state: dict[tuple[str, str], Any] = {}
+        state: dict[tuple[str, str], tuple[str | None, str]] = {}
         for node_id, extract in extracts.items():
             if node_id in result.watermarks:
                 after = extract.watermark_after or extract.watermark
                 result.watermarks[node_id] = (extract.watermark, after)
-                if after is not None:
-                    state[state_key(pipeline, node_id)] = after
+                if after is not None and after != extract.watermark:
+                    value = json.dumps(after, separators=(",", ":"))
+                    state[state_key(pipeline, node_id)] = (stored.get(node_id), value)
         for node_id, loader in loaders.items():
             loader.commit(state if loader is state_home else {})
             result.outputs[node_id] = loader.written

@@ -2,8 +2,10 @@
 
 The watermark of an extractor is the ``(incremental_column, *key)`` of the last row it read, in
 ``ORDER BY incremental_column, key`` order; the next run reads the rows whose tuple is greater.
-It is stored in the destination's ``pp_pipeline_state`` table in the same transaction as the
-rows (see ``destinations``), so a run that dies is redone from the previous watermark.
+It is stored in the destination warehouse's state table (``pp_state``, scope
+``pipeline:<name>``) by compare-and-set in the same transaction as the rows (see
+``destinations``), so a run that dies is redone from the previous watermark and two runs never
+both commit the same range.
 """
 
 from __future__ import annotations
@@ -37,5 +39,5 @@ def last_position(frame: pd.DataFrame, cursor: str, key: tuple[str, ...]) -> lis
 
 
 def state_key(pipeline: str, node: str) -> tuple[str, str]:
-    """Return the state-table key of an extractor's watermark."""
-    return (pipeline, f"watermark:{node}")
+    """Return the ``(scope, name)`` state key of an extractor's watermark."""
+    return (f"pipeline:{pipeline}", f"watermark:{node}")

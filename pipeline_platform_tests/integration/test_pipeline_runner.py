@@ -105,8 +105,8 @@ def test_incremental_reads_only_new_rows_including_ties(env: dict[str, str]) -> 
     assert [r[0] for r in _rows(env["DST_URL"], "SELECT order_id FROM out ORDER BY 1")] == [
         1, 2, 3, 4, 5, 6,
     ]  # fmt: skip
-    state = pg(env["DST_URL"], "SELECT value FROM pp_pipeline_state")
-    assert state == [('["2024-01-03T00:00:00+00:00",6]',)]
+    state = pg(env["DST_URL"], "SELECT scope, name, value FROM pp_state")
+    assert state == [("pipeline:p", "watermark:read", '["2024-01-03T00:00:00+00:00",6]')]
 
 
 def test_replace_swaps_the_whole_table(env: dict[str, str]) -> None:
@@ -115,7 +115,7 @@ def test_replace_swaps_the_whole_table(env: dict[str, str]) -> None:
     pg(env["SRC_URL"], "DELETE FROM orders WHERE order_id > 1")
     run(doc, env)
     assert [r[0] for r in _rows(env["DST_URL"], "SELECT order_id FROM out")] == [1]
-    leftovers = pg(env["DST_URL"], "SELECT tablename FROM pg_tables WHERE tablename LIKE 'pp_%'")
+    leftovers = pg(env["DST_URL"], "SELECT tablename FROM pg_tables WHERE tablename LIKE 'pp_new%'")
     assert leftovers == []
 
 
