@@ -103,7 +103,7 @@ _FUNCTIONS: dict[str, tuple[int, int, Callable[..., Value]]] = {
     "concat": (1, 16, _concat),
     "if_else": (3, 3, _if_else),
     "is_null": (1, 1, lambda f, v: _series(v, f).isna()),
-    "string": (1, 1, _str),
+    "string": (1, 1, lambda f, v: _str(v, f)),
     "year": (1, 1, lambda f, v: _dt(v, f).year),
     "month": (1, 1, lambda f, v: _dt(v, f).month),
     "day": (1, 1, lambda f, v: _dt(v, f).day),
