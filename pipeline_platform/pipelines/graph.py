@@ -365,6 +365,10 @@ def _check_schemas(
         columns[plan_node.id] = output_columns(module, config, inputs)
         if module == "sql_table_loader" and config.get("mode") == "replace" and incremental:
             out.append((f"{npath}.config.mode", "replace cannot follow an incremental read"))
+    loaders = plan.of_kind("loader")
+    if incremental and (len(loaders) != 1 or loaders[0].module.name != "sql_table_loader"):
+        reason = "an incremental read needs exactly one sql_table_loader (it keeps the watermark)"
+        out.append((f"{base}.graph", reason))
     if pipeline.mode == "realtime" and not any(
         configs[n.id].get("incremental_column") for n in plan.of_kind("extractor")
     ):
