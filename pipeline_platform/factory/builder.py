@@ -16,6 +16,8 @@ from pipeline_platform.config import load_settings
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.assets import IngestFn, build_ingestion_assets
 from pipeline_platform.factory.loader import registry_revision
+from pipeline_platform.factory.pipeline_assets import build_pipeline_assets, build_realtime_sensor
+from pipeline_platform.factory.pipeline_translator import PipelineTranslator, pipeline_jobs
 from pipeline_platform.factory.sensors import (
     LagSensorOptions,
     build_kafka_sensors,
@@ -175,6 +177,7 @@ def build_definitions(
     snapshot: RegistrySnapshot,
     *,
     translator: RegistryTranslator | None = None,
+    pipeline_translator: PipelineTranslator | None = None,
     options: FactoryOptions | None = None,
     ingest: IngestFn | None = None,
     environ: Mapping[str, str] | None = None,
@@ -184,6 +187,7 @@ def build_definitions(
     Args:
         snapshot: The registry snapshot.
         translator: Customised translator; :class:`RegistryTranslator` by default.
+        pipeline_translator: Customised table-pipeline translator.
         options: Load-time switches; read from ``environ`` when omitted.
         ingest: Ingestion function for the table assets (tests); the service's by default.
         environ: Environment for options and resources; ``os.environ`` when omitted.
@@ -195,7 +199,11 @@ def build_definitions(
     translated = (translator or RegistryTranslator()).translate(snapshot.document)
 
     flow_jobs = _flow_jobs(translated, options.flow_job_budget)
-    notes = []
+    pipeline_translator = pipeline_translator or PipelineTranslator()
+    pipelines = pipeline_translator.translate(
+        snapshot.document, taken=(t.key for t in translated.tables)
+    )
+    notes = [f"Skipped: {record}" for record in pipelines.skipped]
     if translated.tables and not flow_jobs and translated.flow_groups:
         notes.append(
             "Flows have no jobs at this registry size (PIPELINE_FLOW_JOB_BUDGET): materialize a "
@@ -229,6 +237,19 @@ def build_definitions(
             )
         )
     jobs.extend(flow_jobs)
+    assets.extend(pipelines.source_specs)
+    assets.extend(build_pipeline_assets(pipelines.targets, snapshot.document))
+    jobs.extend(pipeline_jobs(pipelines.targets))
+    schedules = [
+        schedule
+        for schedule in map(pipeline_translator.get_schedule, pipelines.targets)
+        if schedule is not None
+    ]
+    sensors.extend(
+        build_realtime_sensor(target, snapshot.document)
+        for target in pipelines.targets
+        if target.pipeline.mode == "realtime"
+    )
     sensors.append(
         build_reload_sensor(
             None if snapshot.is_fallback else snapshot.revision,
@@ -240,6 +261,7 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
+        schedules=schedules,
         sensors=sensors,
         resources=build_resources(environ),
     )
