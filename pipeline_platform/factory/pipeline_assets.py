@@ -4,7 +4,6 @@ One ``multi_asset`` per pipeline (its loader outputs), built by one shared funct
 translated :class:`PipelineTarget`; the body only runs the plan and reports what happened.
 """
 
-
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any

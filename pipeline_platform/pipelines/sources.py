@@ -35,8 +35,17 @@ _PANDAS_TYPES: dict[pa.DataType, Any] = {
 
 
 def arrow_to_pandas(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
-    """Convert Arrow data to a chunk: integers and booleans stay nullable (never floats)."""
-    return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    """Convert Arrow data to a chunk: integers and booleans with NULLs stay nullable types.
+
+    Columns without NULLs convert to plain numpy types (fast); integer and boolean columns with
+    NULLs become pandas' nullable ``Int64`` / ``boolean`` (never floats or objects).
+    """
+    frame = table.to_pandas()
+    for index, field_ in enumerate(table.schema):
+        column = table.column(index)
+        if column.null_count and field_.type in _PANDAS_TYPES:
+            frame[field_.name] = column.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -213,18 +222,18 @@ class _CopyStream(io.RawIOBase):
 
     def __init__(self, copy: Any) -> None:
         self._blocks = iter(copy)
-        self._buffer = b""
+        self._buffer = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def peek(self) -> bool:
-        """Return True when the stream has at least one byte."""
-        while not self._buffer:
+        """Return True when the stream has at least one more byte."""
+        while not len(self._buffer):
             block = next(self._blocks, None)
             if block is None:
                 return False
-            self._buffer = bytes(block)
+            self._buffer = memoryview(block)
         return True
 
     def readinto(self, target: Any) -> int:
@@ -234,6 +243,19 @@ class _CopyStream(io.RawIOBase):
         target[:size] = self._buffer[:size]
         self._buffer = self._buffer[size:]
         return size
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes, gathering whole COPY blocks (fewer, larger reads)."""
+        if size is None or size < 0:
+            return b"".join([bytes(self._buffer), *(bytes(b) for b in self._blocks)])
+        parts: list[bytes] = []
+        wanted = size
+        while wanted > 0 and self.peek():
+            piece = self._buffer[:wanted]
+            parts.append(bytes(piece))
+            wanted -= len(piece)
+            self._buffer = self._buffer[len(piece) :]
+        return b"".join(parts)
 
 
 def _sqlalchemy_url(conninfo: str) -> str:
