@@ -277,6 +277,14 @@ class WarehouseTransaction(Protocol):
         """
         ...
 
+    def copy_csv(self, target: TargetTable, columns: Sequence[str], blocks: Any) -> int:
+        """Append rows given as PostgreSQL CSV blocks (as ``COPY … TO STDOUT`` writes them).
+
+        PostgreSQL only (``Warehouse.backend == "postgresql"``): the blocks go straight into
+        ``COPY … FROM STDIN (FORMAT csv)``, never parsed in Python. Returns the rows copied.
+        """
+        ...
+
     def swap_table(self, shadow: TargetTable, name: str) -> None:
         """Replace table ``name`` (same schema as ``shadow``) by ``shadow``, in this transaction.
 

@@ -135,6 +135,10 @@ class SqliteTransaction(CommonTransaction):
 
         return sqlite_write_arrow(self, target, table, mode)
 
+    def copy_csv(self, target: TargetTable, columns: Sequence[str], blocks: Any) -> int:
+        """Not offered by SQLite: callers check ``Warehouse.backend`` first."""
+        raise NotImplementedError("copy_csv needs a PostgreSQL warehouse")
+
 
 class SqliteWarehouse:
     """A stdlib sqlite3 connection to a SQLite warehouse (explicit BEGIN IMMEDIATE transactions)."""
