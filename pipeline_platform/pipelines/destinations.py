@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -110,6 +111,15 @@ class Destination:
         """Write one chunk into the run's transaction."""
         mode: WriteMode = "upsert" if target.mode == "upsert" else "append"
         return self._transaction().write_arrow(self._tables[target], table, mode=mode)
+
+    @property
+    def streams_csv(self) -> bool:
+        """True when raw PostgreSQL CSV can be streamed in (a PostgreSQL warehouse)."""
+        return self.warehouse.backend == "postgresql"
+
+    def copy_csv(self, target: Target, columns: Sequence[str], blocks: Any) -> int:
+        """Stream PostgreSQL CSV blocks into the (prepared) table, in the run's transaction."""
+        return self._transaction().copy_csv(self._tables[target], columns, blocks)
 
     def read_state(self, scope: str, name: str) -> str | None:
         """Return a stored state value (a watermark's JSON text), or None."""

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline_platform.pipelines.sources import Query, arrow_to_pandas, open_reader
+from pipeline_platform.pipelines.sources import Chunk, Query, head, open_reader
 from pipeline_platform.pipelines.watermark import last_position
 
 DEFAULT_CHUNK_SIZE = 100_000
@@ -81,7 +82,7 @@ class Extract:
             limit=self.limit,
         )
 
-    def chunks(self) -> Iterator[pd.DataFrame]:
+    def chunks(self) -> Iterator[Chunk]:
         """Yield the extractor's rows in chunks (at least one, possibly empty)."""
         produced = False
         for frame in self._frames():
@@ -90,7 +91,7 @@ class Extract:
         if not produced:
             yield pd.DataFrame(columns=list(self.config.get("columns") or ()))
 
-    def _frames(self) -> Iterator[pd.DataFrame]:
+    def _frames(self) -> Iterator[Chunk]:
         if self.module == "sql_table_extractor":
             yield from self._sql_table()
         elif self.module == "sql_query_extractor":
@@ -111,7 +112,7 @@ class Extract:
         else:
             raise ValueError(f"unknown extractor {self.module!r}")
 
-    def _sql_table(self) -> Iterator[pd.DataFrame]:
+    def _sql_table(self) -> Iterator[Chunk]:
         reader = open_reader(str(self.url))
         cursor = self.config.get("incremental_column")
         key = tuple(self.config.get("key", ()))
@@ -123,7 +124,7 @@ class Extract:
         finally:
             reader.close()
 
-    def _csv(self) -> Iterator[pd.DataFrame]:
+    def _csv(self) -> Iterator[Chunk]:
         columns = self.config.get("columns")
         reader = pacsv.open_csv(
             str(self.config["path"]),
@@ -137,21 +138,21 @@ class Extract:
                 quoted_strings_can_be_null=False,
             ),
         )
-        yield from self._limited(arrow_to_pandas(batch) for batch in reader)
+        yield from self._limited(pa.Table.from_batches([batch]) for batch in reader)
 
-    def _parquet(self) -> Iterator[pd.DataFrame]:
+    def _parquet(self) -> Iterator[Chunk]:
         columns = self.config.get("columns")
         file = pq.ParquetFile(str(self.config["path"]))
         batches = file.iter_batches(
             batch_size=self.chunk_size, columns=list(columns) if columns else None
         )
-        yield from self._limited(arrow_to_pandas(batch) for batch in batches)
+        yield from self._limited(pa.Table.from_batches([batch]) for batch in batches)
 
-    def _limited(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def _limited(self, frames: Iterator[Chunk]) -> Iterator[Chunk]:
         left = self.limit
         for frame in frames:
             if left is not None:
-                frame = frame.iloc[:left]
+                frame = head(frame, left)
                 left -= len(frame)
             yield frame
             if left is not None and left <= 0:

@@ -24,11 +24,14 @@ from pipeline_platform.pipelines.destinations import (
     columns_of,
     to_arrow,
 )
+from pipeline_platform.pipelines.sources import to_pandas
 from pipeline_platform.pipelines.transforms import Step
 
 
 class SqlTableLoad(Step):
     """Write chunks into a SQL table; nothing is visible before :meth:`commit`."""
+
+    arrow_ok = True
 
     def __init__(self, config: Mapping[str, Any], url: str, run_id: str) -> None:
         self.target = Target(
@@ -41,11 +44,11 @@ class SqlTableLoad(Step):
         self.prepared = False
         self.written = 0
 
-    def process(self, frame: pd.DataFrame, port: int = 0) -> pd.DataFrame | None:
+    def process(self, frame: Any, port: int = 0) -> pd.DataFrame | None:
         if self.target.mode == "upsert" and len(frame):
             # Rows unique by key within a write: the last row for a key wins.
-            frame = frame.drop_duplicates(subset=list(self.target.key), keep="last")
-        table = to_arrow(frame)
+            frame = to_pandas(frame).drop_duplicates(subset=list(self.target.key), keep="last")
+        table = frame if isinstance(frame, pa.Table) else to_arrow(frame)
         if not self.prepared:
             self.destination.prepare(self.target, columns_of(table))
             self.prepared = True
@@ -68,6 +71,8 @@ class SqlTableLoad(Step):
 class FileLoad(Step):
     """Write chunks into a temporary file, renamed over the target at commit."""
 
+    arrow_ok = True
+
     def __init__(self, config: Mapping[str, Any], fmt: str, run_id: str) -> None:
         self.path = Path(str(config["path"]))
         self.format = fmt
@@ -77,8 +82,8 @@ class FileLoad(Step):
         self.schema: pa.Schema | None = None
         self.written = 0
 
-    def process(self, frame: pd.DataFrame, port: int = 0) -> pd.DataFrame | None:
-        table = to_arrow(frame)
+    def process(self, frame: Any, port: int = 0) -> pd.DataFrame | None:
+        table = frame if isinstance(frame, pa.Table) else to_arrow(frame)
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.schema = table.schema

@@ -23,7 +23,10 @@ from pipeline_platform.pipelines.connections import data_source_url
 from pipeline_platform.pipelines.extractors import Extract, Pushdown
 from pipeline_platform.pipelines.graph import PipelinePlan, PlanNode
 from pipeline_platform.pipelines.loaders import FileLoad, Loader, SqlTableLoad
-from pipeline_platform.pipelines.transforms import Step, build_step
+from pipeline_platform.pipelines.prefetch import prefetch
+from pipeline_platform.pipelines.sources import Chunk, head, to_pandas
+from pipeline_platform.pipelines.streaming import stream_copy, streamable
+from pipeline_platform.pipelines.transforms import PassThrough, Step, build_step
 from pipeline_platform.pipelines.watermark import state_key
 from pipeline_platform.registry.document import RegistryDocument
 
@@ -122,7 +125,7 @@ class _Executor:
         self.sample = sample
         self.steps: dict[str, Step] = {}
 
-    def emit(self, node: PlanNode, frame: pd.DataFrame | None) -> None:
+    def emit(self, node: PlanNode, frame: Chunk | None) -> None:
         if frame is None:
             return
         stats = self.result.nodes[node.id]
@@ -130,17 +133,19 @@ class _Executor:
         if self.sample is not None:
             held = self.result.samples.get(node.id)
             if held is None or len(held) < self.sample:
-                joined = frame if held is None else pd.concat([held, frame])
+                sample = to_pandas(head(frame, self.sample))
+                joined = sample if held is None else pd.concat([held, sample])
                 self.result.samples[node.id] = joined.iloc[: self.sample]
         for child_id in node.children:
             child = self.plan.node(child_id)
             self.push(child, frame, child.parents.index(node.id))
 
-    def push(self, node: PlanNode, frame: pd.DataFrame, port: int) -> None:
+    def push(self, node: PlanNode, frame: Chunk, port: int) -> None:
         stats = self.result.nodes[node.id]
         stats.rows_in += len(frame)
         started = time.perf_counter()
-        out = self.steps[node.id].process(frame, port)
+        step = self.steps[node.id]
+        out = step.process(frame if step.arrow_ok else to_pandas(frame), port)
         stats.seconds += time.perf_counter() - started
         self.emit(node, out)
 
@@ -211,7 +216,7 @@ def execute(
                 executor.steps[node.id] = step
             elif node.module.kind == "loader":
                 if preview:
-                    executor.steps[node.id] = Step()
+                    executor.steps[node.id] = PassThrough()
                     continue
                 if node.module.name == "sql_table_loader":
                     loader: Loader = SqlTableLoad(node.config, urls[node.id], run_id)
@@ -238,16 +243,35 @@ def execute(
             )
             if node.config.get("incremental_column"):
                 result.watermarks[node.id] = (before, before)
-        for node in plan.of_kind("extractor"):
+        fast = None if preview else streamable(plan, pushed_filters)
+        if fast is not None and isinstance(loaders.get(fast[1].id), SqlTableLoad):
+            source, sink = fast
+            loader = loaders[sink.id]
+            say(f"{source.id}: streaming into {sink.id} (COPY to COPY, nothing to transform)")
+            started_copy = time.perf_counter()
+            copied = stream_copy(extracts[source.id], loader, urls)  # type: ignore[arg-type]
+            if copied is not None:
+                for node in plan.nodes:
+                    stats = result.nodes[node.id]
+                    stats.rows_in = 0 if node.id == source.id else copied
+                    stats.rows_out = 0 if node.id == sink.id else copied
+                result.nodes[source.id].seconds = time.perf_counter() - started_copy
+                plan_extractors: tuple[PlanNode, ...] = ()
+            else:
+                plan_extractors = plan.of_kind("extractor")
+        else:
+            plan_extractors = plan.of_kind("extractor")
+        for node in plan_extractors:
             say(f"{node.id}: reading ({node.module.name})")
             stats = result.nodes[node.id]
             chunk_started = time.perf_counter()
-            for frame in extracts[node.id].chunks():
+            for frame in prefetch(extracts[node.id].chunks()):
                 stats.seconds += time.perf_counter() - chunk_started
                 executor.emit(node, frame)
                 say(f"{node.id}: {stats.rows_out} rows read")
                 chunk_started = time.perf_counter()
-        executor.finish()
+        if plan_extractors:
+            executor.finish()
         state: dict[tuple[str, str], tuple[str | None, str]] = {}
         for node_id, extract in extracts.items():
             if node_id in result.watermarks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 
 from pipeline_platform.names import require_sql_identifier
 from pipeline_platform.pipelines.conditions import condition_sql
+
+Chunk: TypeAlias = pd.DataFrame | pa.Table
 
 # PostgreSQL type OID → Arrow type for the CSV reader (others are read as text).
 _PG_ARROW: dict[int, pa.DataType] = {
@@ -32,6 +34,16 @@ _PANDAS_TYPES: dict[pa.DataType, Any] = {
     pa.int64(): pd.Int64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
+
+
+def to_pandas(chunk: Chunk) -> pd.DataFrame:
+    """Return a chunk as pandas (Arrow tables converted with :func:`arrow_to_pandas`)."""
+    return arrow_to_pandas(chunk) if isinstance(chunk, pa.Table) else chunk
+
+
+def head(chunk: Chunk, rows: int) -> Chunk:
+    """Return the first ``rows`` rows of a chunk."""
+    return chunk.slice(0, rows) if isinstance(chunk, pa.Table) else chunk.iloc[:rows]
 
 
 def arrow_to_pandas(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
@@ -75,8 +87,8 @@ class Reader(Protocol):
 
     dialect: str
 
-    def select(self, query: Query, chunk_size: int) -> Iterator[pd.DataFrame]:
-        """Yield the rows of a structured query in chunks."""
+    def select(self, query: Query, chunk_size: int) -> Iterator[Chunk]:
+        """Yield the rows of a structured query in chunks (pandas or Arrow)."""
         ...
 
     def run_query(
@@ -151,7 +163,7 @@ class PostgresReader:
     def _sql(self, query: Query) -> str:
         return _render(query, _quote, self._literal, self.dialect)
 
-    def select(self, query: Query, chunk_size: int) -> Iterator[pd.DataFrame]:
+    def select(self, query: Query, chunk_size: int) -> Iterator[Chunk]:
         conn = self._connection()
         statement = self._sql(query)
         with conn.cursor() as cursor:
@@ -160,9 +172,27 @@ class PostgresReader:
             types = {d.name: _PG_ARROW.get(d.type_code, pa.string()) for d in cursor.description}
         yield from self._copy(statement, names, types, chunk_size)
 
+    def describe(self, query: Query) -> pa.Schema:
+        """Return the Arrow schema of a query's result (from the server's column types)."""
+        with self._connection().cursor() as cursor:
+            cursor.execute(f"SELECT * FROM ({self._sql(query)}) AS q LIMIT 0")
+            return pa.schema(
+                [(d.name, _PG_ARROW.get(d.type_code, pa.string())) for d in cursor.description]
+            )
+
+    def copy_csv(self, query: Query) -> Iterator[bytes]:
+        """Yield a query's rows as raw CSV blocks (``COPY (SELECT …) TO STDOUT``), unparsed."""
+        conn = self._connection()
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(f"COPY ({self._sql(query)}) TO STDOUT (FORMAT csv)") as copy,
+        ):
+            yield from copy
+        conn.rollback()
+
     def _copy(
         self, statement: str, names: list[str], types: dict[str, pa.DataType], chunk_size: int
-    ) -> Iterator[pd.DataFrame]:
+    ) -> Iterator[Chunk]:
         conn = self._connection()
         with (
             conn.cursor() as cursor,
@@ -171,7 +201,7 @@ class PostgresReader:
             stream = _CopyStream(copy)
             reader: Any = ()
             if not stream.peek():
-                yield arrow_to_pandas(pa.schema(list(types.items())).empty_table())
+                yield pa.schema(list(types.items())).empty_table()
             else:
                 block = min(16 << 20, max(64 << 10, chunk_size * 128))
                 reader = pacsv.open_csv(
@@ -192,10 +222,10 @@ class PostgresReader:
                 pending.append(batch)
                 rows += batch.num_rows
                 if rows >= chunk_size:
-                    yield arrow_to_pandas(pa.Table.from_batches(pending))
+                    yield pa.Table.from_batches(pending)
                     pending, rows = [], 0
             if pending:
-                yield arrow_to_pandas(pa.Table.from_batches(pending))
+                yield pa.Table.from_batches(pending)
         conn.rollback()
 
     def run_query(

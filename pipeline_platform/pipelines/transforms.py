@@ -23,9 +23,14 @@ from pipeline_platform.pipelines.expressions import parse_expression
 
 
 class Step:
-    """Base step: streams chunks unchanged; subclasses override :meth:`apply` or both hooks."""
+    """Base step: streams chunks unchanged; subclasses override :meth:`apply` or both hooks.
+
+    ``arrow_ok`` steps also take Arrow tables as they come from the extractors; the runner
+    converts a chunk to pandas only before a step that needs it.
+    """
 
     rejected = 0
+    arrow_ok = False
 
     def process(self, frame: Frame, port: int = 0) -> Frame | None:
         """Transform one input chunk (``port`` is the input index for multi-input steps)."""
@@ -38,6 +43,12 @@ class Step:
     def finish(self) -> Frame | None:
         """Return rows held back until the end of the input, or None."""
         return None
+
+
+class PassThrough(Step):
+    """A step that passes every chunk on unchanged (a filter pushed into the source query)."""
+
+    arrow_ok = True
 
 
 class FilterRows(Step):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 
 def scalar(value: Any) -> Any:
@@ -30,12 +31,15 @@ def scalar(value: Any) -> Any:
     return value
 
 
-def last_position(frame: pd.DataFrame, cursor: str, key: tuple[str, ...]) -> list[Any] | None:
+def last_position(frame: Any, cursor: str, key: tuple[str, ...]) -> list[Any] | None:
     """Return ``[cursor, *key]`` of the last row of an ordered chunk, or None when empty."""
     if not len(frame):
         return None
-    row = frame.iloc[-1]
-    return [scalar(row[column]) for column in (cursor, *key)]
+    if isinstance(frame, pa.Table):
+        row = frame.slice(len(frame) - 1).select([cursor, *key]).to_pylist()[0]
+        return [scalar(row[column]) for column in (cursor, *key)]
+    last = frame.iloc[-1]
+    return [scalar(last[column]) for column in (cursor, *key)]
 
 
 def state_key(pipeline: str, node: str) -> tuple[str, str]:
