@@ -388,7 +388,7 @@ def test_modules() -> None:
     by_name = {m.name: m for m in BUILTIN_MODULES}
     for module in result:
         assert module["usageCount"] == 0
-        assert module["documentationUrl"].endswith(module["name"].replace("_", "-"))
+        assert module["documentationUrl"] == f"docs/pipelines.md#{module['name']}"
         assert module["description"] == by_name[module["name"]].description
         assert module["configSchema"] == by_name[module["name"]].config_schema
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 ModuleKind = Literal["extractor", "transformer", "loader"]
 
-DOCS_BASE = "https://github.com/pipeline-platform/pipeline_platform/blob/main/docs/pipelines.md"
+DOCS_BASE = "docs/pipelines.md"
 LOGICAL_TYPES = ("string", "integer", "float", "boolean", "timestamp", "date", "json", "uuid")
 SQL_KINDS = ("postgresql", "timescaledb", "sqlite")
 
@@ -64,5 +64,5 @@ class ModuleSpec:
 
     @property
     def documentation_url(self) -> str:
-        """Where the module is documented (its section of docs/pipelines.md)."""
-        return f"{DOCS_BASE}#{self.name.replace('_', '-')}"
+        """Where the module is documented: its section of docs/pipelines.md in this project."""
+        return f"{DOCS_BASE}#{self.name}"
