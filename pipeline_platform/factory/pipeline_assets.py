@@ -10,7 +10,11 @@ from typing import Any
 
 import dagster as dg
 
-from pipeline_platform.factory.pipeline_translator import PIPELINE_TAG, TRIGGER_TAG, PipelineTarget
+from pipeline_platform.factory.pipeline_translator import (
+    PIPELINE_TAG,
+    TRIGGER_TAG,
+    PipelineTarget,
+)
 from pipeline_platform.pipelines.connections import MissingCredentials
 from pipeline_platform.registry.document import RegistryDocument
 
@@ -97,6 +101,7 @@ def build_pipeline_assets(
 def build_realtime_sensor(
     target: PipelineTarget,
     document: RegistryDocument,
+    job_name: str,
     probe: Callable[..., bool] | None = None,
     interval_seconds: int = SENSOR_INTERVAL_SECONDS,
 ) -> dg.SensorDefinition:
@@ -108,7 +113,7 @@ def build_realtime_sensor(
 
     @dg.sensor(
         name=f"{target.job_name}_sensor",
-        job_name=target.job_name,
+        job_name=job_name,
         minimum_interval_seconds=interval_seconds,
         default_status=(
             dg.DefaultSensorStatus.RUNNING
@@ -119,7 +124,7 @@ def build_realtime_sensor(
     )
     def realtime_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         in_flight = context.instance.get_runs_count(
-            dg.RunsFilter(job_name=target.job_name, statuses=_IN_FLIGHT)
+            dg.RunsFilter(tags={PIPELINE_TAG: pipeline.name}, statuses=_IN_FLIGHT)
         )
         if in_flight:
             return dg.SkipReason(f"a run of {pipeline.name} is in flight")

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 PIPELINE_TAG = "pipeline_platform/pipeline"
 TRIGGER_TAG = "pipeline_platform/trigger"
 PIPELINE_GROUP = "table_pipelines"
+SHARED_JOB_NAME = "table_pipelines"
 _KIND_BY_SOURCE = {"postgresql": "postgres", "timescaledb": "timescaledb", "sqlite": "sqlite"}
 
 
@@ -188,20 +189,39 @@ class PipelineTranslator:
             tuple(skipped),
         )
 
-    def get_schedule(self, target: PipelineTarget) -> dg.ScheduleDefinition | None:
-        """Return the cron schedule of a batch pipeline (stopped when the pipeline is paused)."""
+    def get_schedule(self, target: PipelineTarget, job_name: str) -> dg.ScheduleDefinition | None:
+        """Return the cron schedule of a batch pipeline (stopped when the pipeline is paused).
+
+        Args:
+            target: The pipeline.
+            job_name: The job its runs use: its own, or the shared ``table_pipelines`` job
+                (then the run selects the pipeline's outputs).
+        """
         pipeline = target.pipeline
         if pipeline.mode != "batch" or not pipeline.schedule:
             return None
+        request = run_request(target, "schedule")
+
+        def execution_fn(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+            return request
+
         return dg.ScheduleDefinition(
             name=f"{target.job_name}_schedule",
-            job_name=target.job_name,
+            job_name=job_name,
             cron_schedule=pipeline.schedule,
             execution_timezone=pipeline.timezone,
+            execution_fn=execution_fn,
             default_status=_status(pipeline),
-            tags={TRIGGER_TAG: "schedule"},
             description=f"Runs table pipeline {pipeline.name} on {pipeline.schedule}",
         )
+
+
+def run_request(target: PipelineTarget, trigger: str) -> dg.RunRequest:
+    """Return the run request of a pipeline: its outputs, tagged with its name and the trigger."""
+    return dg.RunRequest(
+        asset_selection=target.keys,
+        tags={PIPELINE_TAG: target.pipeline.name, TRIGGER_TAG: trigger},
+    )
 
 
 def _status(pipeline: Pipeline) -> dg.DefaultScheduleStatus:
@@ -212,14 +232,33 @@ def _status(pipeline: Pipeline) -> dg.DefaultScheduleStatus:
     )
 
 
-def pipeline_jobs(targets: Sequence[PipelineTarget]) -> list[dg.UnresolvedAssetJobDefinition]:
-    """Return one asset job per pipeline (its outputs), tagged with the pipeline name."""
-    return [
+def pipeline_jobs(
+    targets: Sequence[PipelineTarget], per_pipeline: bool
+) -> list[dg.UnresolvedAssetJobDefinition]:
+    """Return the shared ``table_pipelines`` job and, if ``per_pipeline``, one job per pipeline.
+
+    Dagster resolves each asset job against the whole asset graph, so a job per pipeline costs
+    (pipelines × assets); above the factory's budget, runs use the shared job with the
+    pipeline's outputs as asset selection.
+    """
+    if not targets:
+        return []
+    jobs = [
         dg.define_asset_job(
-            target.job_name,
-            selection=dg.AssetSelection.assets(*target.keys),
-            description=target.pipeline.description or f"Table pipeline {target.pipeline.name}",
-            tags={PIPELINE_TAG: target.pipeline.name, TRIGGER_TAG: "manual"},
+            SHARED_JOB_NAME,
+            selection=dg.AssetSelection.assets(*(k for t in targets for k in t.keys)),
+            description="Table pipelines (schedules and sensors select one pipeline's outputs).",
+            tags={TRIGGER_TAG: "manual"},
         )
-        for target in targets
     ]
+    if per_pipeline:
+        jobs.extend(
+            dg.define_asset_job(
+                target.job_name,
+                selection=dg.AssetSelection.assets(*target.keys),
+                description=target.pipeline.description or f"Table pipeline {target.pipeline.name}",
+                tags={PIPELINE_TAG: target.pipeline.name, TRIGGER_TAG: "manual"},
+            )
+            for target in targets
+        )
+    return jobs

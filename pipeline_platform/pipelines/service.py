@@ -43,15 +43,24 @@ def run_now(document: RegistryDocument, name: str, defs: Any, instance: Any) -> 
     Returns:
         ``{"run_id", "status", "rows_read", "rows_written", "rows_rejected"}``.
     """
-    from pipeline_platform.factory.pipeline_translator import PipelineTranslator
+    from pipeline_platform.factory.pipeline_translator import SHARED_JOB_NAME, PipelineTranslator
 
     pipeline = find_pipeline(document, name)
-    job = defs.resolve_job_def(PipelineTranslator().get_job_name(pipeline))
-    result = job.execute_in_process(
-        instance=instance,
-        tags={TRIGGER_TAG: "cli", "user": getpass.getuser(), PIPELINE_TAG: pipeline.name},
-        raise_on_error=False,
-    )
+    translator = PipelineTranslator()
+    tags = {TRIGGER_TAG: "cli", "user": getpass.getuser(), PIPELINE_TAG: pipeline.name}
+    names = {job.name for job in defs.get_repository_def().get_all_jobs()}
+    own = translator.get_job_name(pipeline)
+    if own in names:
+        job = defs.resolve_job_def(own)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    else:
+        target = next(
+            t for t in translator.translate(document).targets if t.pipeline.name == pipeline.name
+        )
+        job = defs.resolve_job_def(SHARED_JOB_NAME)
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, asset_selection=target.keys
+        )
     summary = _run_totals(instance, result.run_id)
     return {"run_id": result.run_id, "status": "SUCCESS" if result.success else "FAILURE",
             **summary}  # fmt: skip

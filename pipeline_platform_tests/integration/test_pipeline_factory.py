@@ -125,3 +125,27 @@ def test_realtime_sensor_launches_only_with_new_rows(
         pg(urls["SRC_URL"].replace(f":{PASSWORD}", ""),
            "INSERT INTO events VALUES (4, 'b', '2024-01-03')")  # a tie on the cursor  # fmt: skip
         assert len(tick()) == 1
+
+
+def test_above_the_job_budget_runs_use_the_shared_job(
+    monkeypatch: pytest.MonkeyPatch, urls: dict[str, str]
+) -> None:
+    for name, value in urls.items():
+        monkeypatch.setenv(name, value)
+    snapshot = RegistrySnapshot(_registry(), "1", "registry")
+    defs = build_definitions(snapshot, options=FactoryOptions(pipeline_job_budget=1), environ={})
+    repo = defs.get_repository_def()
+    assert "pipeline_copy_a_events" not in {j.name for j in repo.get_all_jobs()}
+    schedule = repo.get_schedule_def("pipeline_a_report_schedule")
+    assert schedule.job_name == "table_pipelines"
+    with dg.build_schedule_context() as context:
+        request = schedule.evaluate_tick(context).run_requests[0]  # type: ignore[index]
+    assert request.asset_selection == [dg.AssetKey(["dst", "a_counts"])]
+    assert request.tags["pipeline_platform/trigger"] == "schedule"
+    with dg.instance_for_test() as instance:
+        job = defs.resolve_job_def("table_pipelines")
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey(["dst", "a_events"])]
+        )
+        assert result.success
+    assert pg(urls["DST_URL"], "SELECT count(*) FROM a_events") == [(2,)]

@@ -52,6 +52,7 @@ def test_jobs_and_sensors_do_not_grow_with_tables() -> None:
             "flow_network_monitoring",
             "ingestion",
             "pipeline_daily_sales_sync",
+            "table_pipelines",
         ],
         ["kafka_lag_sensor", "registry_reload_sensor"],
     )
@@ -315,7 +316,12 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
 def test_flow_jobs_are_dropped_above_the_budget_with_a_note() -> None:
     snapshot = RegistrySnapshot(load_document(FIXTURE), "1", "registry")
     defs = build_definitions(snapshot, options=FactoryOptions(flow_job_budget=10), environ={})
-    assert _shape(defs)[0] == ["__ASSET_JOB", "ingestion", "pipeline_daily_sales_sync"]
+    assert _shape(defs)[0] == [
+        "__ASSET_JOB",
+        "ingestion",
+        "pipeline_daily_sales_sync",
+        "table_pipelines",
+    ]
     status = next(
         spec
         for spec in defs.assets or []
