@@ -19,6 +19,8 @@ from pipeline_platform.pipelines.connections import MissingCredentials
 from pipeline_platform.registry.document import RegistryDocument
 
 SENSOR_INTERVAL_SECONDS = 30
+PIPELINES_OP_NAME = "run_table_pipelines"
+PER_PART = 500
 
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -61,41 +63,105 @@ def default_execute() -> Callable[..., Any]:
     return execute
 
 
-def build_pipeline_asset(target: PipelineTarget, document: RegistryDocument) -> dg.AssetsDefinition:
-    """Return the multi-asset of one pipeline: it runs the plan and materializes each output."""
-    pipeline = target.pipeline
+def _ordered(targets: Sequence[PipelineTarget]) -> list[PipelineTarget]:
+    """Return the pipelines so that one reading another's output comes after it."""
+    writer = {key: t.pipeline.name for t in targets for key in t.keys}
+    by_name = {t.pipeline.name: t for t in targets}
+    done: set[str] = set()
+    ordered: list[PipelineTarget] = []
 
-    @dg.multi_asset(
-        name=target.op_name,
-        specs=list(target.outputs.values()),
-        description=f"Run table pipeline {pipeline.name}",
+    def visit(target: PipelineTarget, path: frozenset[str]) -> None:
+        name = target.pipeline.name
+        if name in done or name in path:
+            return
+        for spec in target.outputs.values():
+            for dep in spec.deps:
+                upstream = writer.get(dep.asset_key)
+                if upstream and upstream != name:
+                    visit(by_name[upstream], path | {name})
+        done.add(name)
+        ordered.append(target)
+
+    for target in targets:
+        visit(target, frozenset())
+    return ordered
+
+
+def _run_one(
+    context: dg.AssetExecutionContext, target: PipelineTarget, document: RegistryDocument
+) -> Iterator[dg.MaterializeResult]:
+    pipeline = target.pipeline
+    trigger = context.run.tags.get(TRIGGER_TAG, "manual")
+    user = context.run.tags.get("dagster/user") or context.run.tags.get("user")
+    context.log.info(
+        f"Pipeline {pipeline.name}: trigger {trigger}" + (f", user {user}" if user else "")
     )
-    def run_pipeline(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
-        trigger = context.run.tags.get(TRIGGER_TAG, "manual")
-        user = context.run.tags.get("dagster/user") or context.run.tags.get("user")
-        context.log.info(
-            f"Pipeline {pipeline.name}: trigger {trigger}" + (f", user {user}" if user else "")
+    try:
+        result = default_execute()(
+            target.plan,
+            document,
+            run_id=context.run.run_id,
+            log=lambda line: context.log.info(f"{pipeline.name}: {line}"),
         )
-        try:
-            result = default_execute()(
-                target.plan, document, run_id=context.run.run_id, log=context.log.info
-            )
-        except MissingCredentials as error:
-            raise dg.Failure(str(error)) from None
-        for node_id, spec in target.outputs.items():
+    except MissingCredentials as error:
+        raise dg.Failure(str(error)) from None
+    selected = context.selected_asset_keys
+    for node_id, spec in target.outputs.items():
+        if spec.key in selected:
             yield dg.MaterializeResult(
                 asset_key=spec.key,
                 metadata={**run_metadata(result, node_id), "trigger": trigger},
             )
 
-    return run_pipeline
+
+def _pipelines_part(
+    name: str, targets: Sequence[PipelineTarget], document: RegistryDocument
+) -> dg.AssetsDefinition:
+    ordered = _ordered(targets)
+
+    @dg.multi_asset(
+        name=name,
+        specs=[spec for target in ordered for spec in target.outputs.values()],
+        can_subset=True,
+        description="Run table pipelines (any subset: a pipeline runs when one of its outputs "
+        "is selected; pipelines reading other pipelines' outputs run after them).",
+    )
+    def run_pipelines(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        selected = context.selected_asset_keys
+        failures: list[str] = []
+        for target in ordered:
+            if not any(key in selected for key in target.keys):
+                continue
+            try:
+                yield from _run_one(context, target, document)
+            except Exception as error:
+                context.log.error(f"Pipeline {target.pipeline.name} failed: {error}")
+                failures.append(target.pipeline.name)
+        if failures:
+            raise dg.Failure(f"{len(failures)} pipeline(s) failed: {', '.join(failures)}")
+
+    return run_pipelines
 
 
 def build_pipeline_assets(
-    targets: Sequence[PipelineTarget], document: RegistryDocument
+    targets: Sequence[PipelineTarget], document: RegistryDocument, per_part: int = PER_PART
 ) -> list[dg.AssetsDefinition]:
-    """Return the multi-asset of every pipeline."""
-    return [build_pipeline_asset(target, document) for target in targets]
+    """Return subsettable multi-assets over every pipeline's outputs, ``per_part`` pipelines each.
+
+    One op per pipeline would cost Dagster time per op at every load (500 pipelines about
+    doubled a large registry's load); parts keep it to a handful of ops.
+    """
+    ordered = _ordered(targets)
+    return [
+        _pipelines_part(
+            PIPELINES_OP_NAME
+            if start == 0
+            else f"{PIPELINES_OP_NAME}_part_{start // per_part + 1}",
+            ordered[start : start + per_part],
+            document,
+        )
+        for start in range(0, len(ordered), max(1, per_part))
+    ]
 
 
 def build_realtime_sensor(

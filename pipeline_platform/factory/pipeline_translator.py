@@ -38,15 +38,13 @@ class PipelineTarget:
         pipeline: The registry record.
         plan: The run plan (nodes in topological order, presets resolved).
         outputs: Loader node id → asset spec of its output table.
-        job_name: Name of the pipeline's job.
-        op_name: Name of the pipeline's multi-asset.
+        job_name: Name of the pipeline's job (when jobs per pipeline are built).
     """
 
     pipeline: Pipeline
     plan: PipelinePlan
     outputs: dict[str, dg.AssetSpec]
     job_name: str
-    op_name: str
 
     @property
     def keys(self) -> list[dg.AssetKey]:
@@ -73,10 +71,6 @@ class PipelineTranslator:
     def get_job_name(self, pipeline: Pipeline) -> str:
         """Return the job of a pipeline: ``pipeline_<name>``."""
         return f"pipeline_{naming.dagster_name(pipeline.name)}"
-
-    def get_op_name(self, pipeline: Pipeline) -> str:
-        """Return the multi-asset (op) name of a pipeline."""
-        return f"run_pipeline_{naming.dagster_name(pipeline.name)}"
 
     def get_group_name(self, pipeline: Pipeline) -> str:
         """Return the asset group of a pipeline's outputs."""
@@ -177,9 +171,7 @@ class PipelineTranslator:
                 continue
             names.add(job_name)
             written.update(keys)
-            targets.append(
-                PipelineTarget(pipeline, plan, outputs, job_name, self.get_op_name(pipeline))
-            )
+            targets.append(PipelineTarget(pipeline, plan, outputs, job_name))
         sources = [k for t in targets for k in self.get_upstream_keys(t.plan) if k not in written]
         for record in skipped:
             logger.warning("Registry record skipped: %s", record)

@@ -90,7 +90,7 @@ def test_job_run_records_metadata_and_never_logs_the_password(
             instance=instance, tags={"pipeline_platform/trigger": "cli"}
         )
         assert result.success
-        materialization = result.asset_materializations_for_node("run_pipeline_copy_a_events")[0]
+        materialization = result.asset_materializations_for_node("run_table_pipelines")[0]
         meta = {k: v.value for k, v in materialization.metadata.items()}
         assert meta["dagster/row_count"] == 2 and meta["rows_read"] == 2
         assert meta["nodes/only_a/pushed_down"] is True
@@ -144,8 +144,11 @@ def test_above_the_job_budget_runs_use_the_shared_job(
     assert request.tags["pipeline_platform/trigger"] == "schedule"
     with dg.instance_for_test() as instance:
         job = defs.resolve_job_def("table_pipelines")
+        # Both pipelines in one run: the report runs after the copy it reads (the chain).
         result = job.execute_in_process(
-            instance=instance, asset_selection=[dg.AssetKey(["dst", "a_events"])]
+            instance=instance,
+            asset_selection=[dg.AssetKey(["dst", "a_counts"]), dg.AssetKey(["dst", "a_events"])],
         )
         assert result.success
     assert pg(urls["DST_URL"], "SELECT count(*) FROM a_events") == [(2,)]
+    assert pg(urls["DST_URL"], "SELECT kind, id FROM a_counts") == [("a", 2)]
