@@ -194,3 +194,43 @@ def test_missing_environment_variable_is_one_line(env: dict[str, str]) -> None:
     with pytest.raises(MissingCredentials) as caught:
         run(doc, {"DST_URL": env["DST_URL"]})
     assert str(caught.value) == "data source 'src': environment variable SRC_URL is not set"
+
+
+def test_sql_query_extractor_binds_parameters_and_is_read_only(env: dict[str, str]) -> None:
+    query = {"id": "read", "module": "sql_query_extractor",
+             "config": {"data_source": "src", "query": "SELECT order_id, amount FROM orders "
+                        "WHERE status = :status ORDER BY order_id",
+                        "parameters": {"status": "paid"}}}  # fmt: skip
+    doc = document([pipeline([query, _load()])], SRC)
+    assert run(doc, env).rows_written == 2
+    assert _rows(env["DST_URL"], "SELECT order_id, amount FROM out ORDER BY 1") == [
+        (1, 10.5), (3, 7.25),
+    ]  # fmt: skip
+    for sql in (
+        "DELETE FROM orders RETURNING order_id",
+        "WITH d AS (DELETE FROM orders RETURNING order_id) SELECT * FROM d",
+    ):
+        writes = {**query, "config": {"data_source": "src", "query": sql}}
+        doc = document([pipeline([writes, _load(table="out2")])], SRC)
+        with pytest.raises(Exception, match=r"read-only|syntax error|must not contain"):
+            run(doc, env)
+    assert len(pg(env["SRC_URL"], "SELECT * FROM orders")) == 4
+
+
+def test_join_two_sources(env: dict[str, str]) -> None:
+    pg(env["SRC_URL"], "CREATE TABLE statuses (status text, label text)")
+    pg(env["SRC_URL"], "INSERT INTO statuses VALUES ('paid', 'Paid'), ('open', 'Open')")
+    nodes = [
+        _extract(columns=["order_id", "status"]),
+        {"id": "labels", "module": "sql_table_extractor",
+         "config": {"data_source": "src", "table": "statuses"}},
+        {"id": "j", "module": "join", "config": {"right": "labels", "on": ["status"]}},
+        _load(),
+    ]  # fmt: skip
+    edges = [["read", "j"], ["labels", "j"], ["j", "write"]]
+    doc = document([pipeline(nodes, edges)], SRC)
+    result = run(doc, env)
+    assert result.nodes["j"].rows_in == 6 and result.nodes["j"].rows_out == 3
+    assert _rows(env["DST_URL"], "SELECT order_id, label FROM out ORDER BY 1") == [
+        (1, "Paid"), (2, "Open"), (3, "Paid"),
+    ]  # fmt: skip
