@@ -168,7 +168,7 @@ class Deduplicate(Step):
         return frame.drop_duplicates(subset=self.key, keep=self.keep)
 
 
-_PARTIAL = {"sum": ("sum",), "count": ("count",), "min": ("min",), "max": ("max",),
+_PARTIAL = {"sum": ("sum", "count"), "count": ("count",), "min": ("min",), "max": ("max",),
             "avg": ("sum", "count"), "mean": ("sum", "count")}  # fmt: skip
 _COMBINE = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
 
@@ -212,6 +212,9 @@ class Aggregate(Step):
                 total = merged[f"__{column}__sum"].astype("float64")
                 count = merged[f"__{column}__count"].astype("float64")
                 out[column] = (total / count).where(count > 0)
+            elif fn == "sum":  # SQL: the sum of no values is NULL, not 0
+                total = merged[f"__{column}__sum"]
+                out[column] = total.where(merged[f"__{column}__count"] > 0)
             else:
                 out[column] = merged[f"__{column}__{fn}"]
         if self.count_as:
