@@ -209,7 +209,7 @@ def execute(
             result.nodes[node.id] = NodeStats(pushed_down=node.id in pushed_filters)
             if node.module.kind == "transformer":
                 step = (
-                    Step()
+                    PassThrough()
                     if node.id in pushed_filters
                     else build_step(node.module.name, node.config)
                 )
