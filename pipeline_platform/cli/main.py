@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pipeline_platform.cli import query_commands, registry_commands
+from pipeline_platform.cli import pipeline_commands, query_commands, registry_commands
 from pipeline_platform.cli.output import CommandError
 
-COMMAND_MODULES = (registry_commands, query_commands)
+COMMAND_MODULES = (registry_commands, query_commands, pipeline_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -233,18 +233,6 @@ def _service(args: argparse.Namespace) -> int:
     return 0
 
 
-def _modules(args: argparse.Namespace) -> int:
-    result = queries.modules()
-    if args.json:
-        print_json(result)
-        return 0
-    print_table(
-        ("module", "kind", "description"),
-        ((m["name"], m["kind"], m["description"]) for m in result),
-    )
-    return 0
-
-
 def register(subparsers: Any) -> None:
     """Register the read commands on the ``pipeline-platform`` parser.
 
@@ -272,4 +260,3 @@ def register(subparsers: Any) -> None:
     command("service", _service, "Show the stages a service runs.").add_argument(
         "name", metavar="NAME"
     )
-    command("modules", _modules, "List the batch pipeline modules of the catalog.")

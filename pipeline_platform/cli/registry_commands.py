@@ -54,6 +54,10 @@ def register(subparsers: Any) -> None:
     hist.add_argument("--json", action="store_true")
     hist.set_defaults(handler=_history)
 
+    from pipeline_platform.cli.pipeline_commands import register_rollback
+
+    register_rollback(commands)
+
 
 def _engine(upgrade: bool = False) -> Engine:
     from pipeline_platform.registry.database import create_registry_engine, upgrade_registry

@@ -16,6 +16,13 @@ from pipeline_platform.config import load_settings
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.assets import IngestFn, build_ingestion_assets
 from pipeline_platform.factory.loader import registry_revision
+from pipeline_platform.factory.pipeline_assets import build_pipeline_assets, build_realtime_sensor
+from pipeline_platform.factory.pipeline_translator import (
+    SHARED_JOB_NAME,
+    PipelineTarget,
+    PipelineTranslator,
+    pipeline_jobs,
+)
 from pipeline_platform.factory.sensors import (
     LagSensorOptions,
     build_kafka_sensors,
@@ -52,6 +59,9 @@ class FactoryOptions:
             (``PIPELINE_FLOW_JOB_BUDGET``). Dagster resolves every asset job against the whole
             asset graph, so each job costs time proportional to all assets; above the budget,
             flows stay asset groups (materialized from their group page) without jobs.
+        pipeline_job_budget: Most (table pipelines × assets) to build a job per table pipeline
+            for (``PIPELINE_PIPELINE_JOB_BUDGET``); above it, schedules and sensors run the
+            shared ``table_pipelines`` job with the pipeline's outputs selected.
         lag: Kafka sensor polling limits (``PIPELINE_INGEST_MAX_MESSAGES`` caps a run,
             ``PIPELINE_KAFKA_SENSOR_INTERVAL`` spaces ticks, ``PIPELINE_KAFKA_SENSOR_MAX_RUNS``
             caps run requests per tick, largest lag first).
@@ -62,6 +72,7 @@ class FactoryOptions:
     kafka_sensor_shards: int = 1
     reload_interval_seconds: int = 10
     flow_job_budget: int = 50_000
+    pipeline_job_budget: int = 50_000
     lag: LagSensorOptions = field(default_factory=LagSensorOptions)
 
     @classmethod
@@ -90,6 +101,9 @@ class FactoryOptions:
                 env, "PIPELINE_RELOAD_SENSOR_INTERVAL", defaults.reload_interval_seconds
             ),
             flow_job_budget=_int(env, "PIPELINE_FLOW_JOB_BUDGET", defaults.flow_job_budget),
+            pipeline_job_budget=_int(
+                env, "PIPELINE_PIPELINE_JOB_BUDGET", defaults.pipeline_job_budget
+            ),
             lag=lag,
         )
 
@@ -175,6 +189,7 @@ def build_definitions(
     snapshot: RegistrySnapshot,
     *,
     translator: RegistryTranslator | None = None,
+    pipeline_translator: PipelineTranslator | None = None,
     options: FactoryOptions | None = None,
     ingest: IngestFn | None = None,
     environ: Mapping[str, str] | None = None,
@@ -184,6 +199,7 @@ def build_definitions(
     Args:
         snapshot: The registry snapshot.
         translator: Customised translator; :class:`RegistryTranslator` by default.
+        pipeline_translator: Customised table-pipeline translator.
         options: Load-time switches; read from ``environ`` when omitted.
         ingest: Ingestion function for the table assets (tests); the service's by default.
         environ: Environment for options and resources; ``os.environ`` when omitted.
@@ -195,7 +211,20 @@ def build_definitions(
     translated = (translator or RegistryTranslator()).translate(snapshot.document)
 
     flow_jobs = _flow_jobs(translated, options.flow_job_budget)
-    notes = []
+    pipeline_translator = pipeline_translator or PipelineTranslator()
+    pipelines = pipeline_translator.translate(
+        snapshot.document, taken=(t.key for t in translated.tables)
+    )
+    notes = [f"Skipped: {record}" for record in pipelines.skipped]
+    if (
+        pipelines.targets
+        and len(pipelines.targets) * (len(translated.external_specs) + len(translated.table_specs))
+        > options.pipeline_job_budget
+    ):
+        notes.append(
+            "Table pipelines share the `table_pipelines` job at this registry size "
+            "(PIPELINE_PIPELINE_JOB_BUDGET): their schedules and sensors select their outputs."
+        )
     if translated.tables and not flow_jobs and translated.flow_groups:
         notes.append(
             "Flows have no jobs at this registry size (PIPELINE_FLOW_JOB_BUDGET): materialize a "
@@ -229,6 +258,28 @@ def build_definitions(
             )
         )
     jobs.extend(flow_jobs)
+    assets.extend(pipelines.source_specs)
+    assets.extend(build_pipeline_assets(pipelines.targets, snapshot.document))
+    n_assets = (
+        len(translated.external_specs) + len(translated.table_specs)
+        + len(pipelines.source_specs) + sum(len(t.outputs) for t in pipelines.targets)
+    )  # fmt: skip
+    per_pipeline = len(pipelines.targets) * n_assets <= options.pipeline_job_budget
+    jobs.extend(pipeline_jobs(pipelines.targets, per_pipeline))
+
+    def job_of(target: PipelineTarget) -> str:
+        return target.job_name if per_pipeline else SHARED_JOB_NAME
+
+    schedules = [
+        schedule
+        for target in pipelines.targets
+        if (schedule := pipeline_translator.get_schedule(target, job_of(target))) is not None
+    ]
+    sensors.extend(
+        build_realtime_sensor(target, snapshot.document, job_of(target))
+        for target in pipelines.targets
+        if target.pipeline.mode == "realtime"
+    )
     sensors.append(
         build_reload_sensor(
             None if snapshot.is_fallback else snapshot.revision,
@@ -240,6 +291,7 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
+        schedules=schedules,
         sensors=sensors,
         resources=build_resources(environ),
     )

@@ -113,12 +113,30 @@ def upgrade_registry(engine: Engine) -> None:
 
 
 def _module_row(module: ModuleSpec) -> dict[str, Any]:
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
     return {
         "name": module.name,
         "kind": module.kind,
         "description": module.description,
-        "config_schema": json.dumps(module.config_schema, ensure_ascii=False),
+        "config_schema": dumps(module.config_schema),
+        "display_name": module.display_name,
+        "category": module.category,
+        "version": module.version,
+        "icon": module.icon,
+        "documentation_url": module.documentation_url,
+        "tags": dumps(list(module.tags)),
+        "required_connections": dumps(list(module.connections)),
+        "input_schema": dumps(module.input_schema),
+        "output_schema": dumps(module.output_schema),
     }
+
+
+_MODULE_FIELDS = (
+    "name", "kind", "description", "config_schema", "display_name", "category", "version",
+    "icon", "documentation_url", "tags", "required_connections", "input_schema", "output_schema",
+)  # fmt: skip
 
 
 def sync_modules(connection: Connection, catalog: tuple[ModuleSpec, ...] = BUILTIN_MODULES) -> None:
@@ -131,9 +149,7 @@ def sync_modules(connection: Connection, catalog: tuple[ModuleSpec, ...] = BUILT
     wanted = {module.name: _module_row(module) for module in catalog}
     present = {
         row.name: dict(row._mapping)
-        for row in connection.execute(
-            select(modules.c.name, modules.c.kind, modules.c.description, modules.c.config_schema)
-        )
+        for row in connection.execute(select(*(modules.c[name] for name in _MODULE_FIELDS)))
     }
     removed = sorted(set(present) - set(wanted))
     if removed:

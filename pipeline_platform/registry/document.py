@@ -150,11 +150,21 @@ class DataSource(Record):
     description: str = ""
 
 
+class Preset(Record):
+    """A named module configuration that pipeline nodes reference with ``preset: NAME``."""
+
+    name: EntityName
+    module: EntityName
+    description: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
 class PipelineNode(Record):
-    """One module instance in a pipeline graph."""
+    """One module instance in a pipeline graph; ``config`` keys override the preset's."""
 
     id: SqlIdentifier
     module: EntityName
+    preset: EntityName | None = None
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -172,6 +182,7 @@ class Pipeline(Record):
     description: str = ""
     mode: PipelineMode = "batch"
     schedule: str | None = None
+    timezone: str = "UTC"
     status: PipelineStatus = "active"
     graph: PipelineGraph
 
@@ -183,6 +194,7 @@ class RegistryDocument(Record):
     topics: tuple[Topic, ...] = ()
     flows: tuple[Flow, ...] = ()
     data_sources: tuple[DataSource, ...] = ()
+    presets: tuple[Preset, ...] = ()
     pipelines: tuple[Pipeline, ...] = ()
 
     def topic(self, name: str) -> Topic | None:
@@ -199,6 +211,7 @@ class RegistryDocument(Record):
                 "topics": tuple(sorted(self.topics, key=lambda t: t.name)),
                 "flows": tuple(sorted(self.flows, key=lambda f: f.name)),
                 "data_sources": tuple(sorted(self.data_sources, key=lambda d: d.name)),
+                "presets": tuple(sorted(self.presets, key=lambda p: p.name)),
                 "pipelines": tuple(sorted(self.pipelines, key=lambda p: p.name)),
             }
         )

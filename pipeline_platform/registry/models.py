@@ -225,6 +225,27 @@ class ModuleRow(Base):
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     config_schema: Mapped[str] = mapped_column(Text, nullable=False)
+    display_name: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    category: Mapped[str] = mapped_column(String(63), nullable=False, default="")
+    version: Mapped[str] = mapped_column(String(32), nullable=False, default="1.0.0")
+    icon: Mapped[str] = mapped_column(String(63), nullable=False, default="")
+    documentation_url: Mapped[str] = mapped_column(String(1024), nullable=False, default="")
+    tags: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    required_connections: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    input_schema: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    output_schema: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+
+
+class ModulePreset(Base):
+    """A named module configuration (``presets:`` in the registry file)."""
+
+    __tablename__ = "module_presets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    module: Mapped[str] = mapped_column(String(128), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    config: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
 
 
 class PipelineRow(Base):
@@ -237,6 +258,7 @@ class PipelineRow(Base):
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     mode: Mapped[str] = mapped_column(String(20), nullable=False)
     schedule: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     status: Mapped[str] = mapped_column(String(20), nullable=False)
     graph: Mapped[str] = mapped_column(Text, nullable=False)
 
@@ -265,5 +287,6 @@ pipeline_stages = cast(Table, PipelineStage.__table__)
 pipeline_stage_topics = cast(Table, PipelineStageTopic.__table__)
 data_sources = cast(Table, DataSourceRow.__table__)
 modules = cast(Table, ModuleRow.__table__)
+module_presets = cast(Table, ModulePreset.__table__)
 pipelines = cast(Table, PipelineRow.__table__)
 registry_revisions = cast(Table, RegistryRevision.__table__)

@@ -423,24 +423,53 @@ def validation_statistics(doc: RegistryDocument) -> dict[str, int]:
     }
 
 
-def module_info(module: ModuleSpec) -> dict[str, Any]:
-    """Describe a catalog module as ``{"name", "kind", "description", "configSchema"}``."""
+def module_usage(document: RegistryDocument | None) -> dict[str, int]:
+    """Count, per module name, the pipelines whose graph uses it (0 without a document)."""
+    counts: dict[str, int] = {}
+    for pipeline in document.pipelines if document is not None else ():
+        for name in {node.module for node in pipeline.graph.nodes}:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def module_info(module: ModuleSpec, usage: int = 0) -> dict[str, Any]:
+    """Describe a catalog module with the fields of the old pipeline builder.
+
+    Keys: ``name``, ``displayName``, ``kind``, ``category``, ``description``, ``version``,
+    ``icon``, ``documentationUrl``, ``tags``, ``requiredConnections``, ``configSchema``,
+    ``inputSchema``, ``outputSchema``, ``inputs``, ``usageCount``.
+    """
     return {
         "name": module.name,
+        "displayName": module.display_name,
         "kind": module.kind,
+        "category": module.category,
         "description": module.description,
+        "version": module.version,
+        "icon": module.icon,
+        "documentationUrl": module.documentation_url,
+        "tags": list(module.tags),
+        "requiredConnections": list(module.connections),
         "configSchema": module.config_schema,
+        "inputSchema": module.input_schema,
+        "outputSchema": module.output_schema,
+        "inputs": module.inputs,
+        "usageCount": usage,
     }
 
 
-def modules(catalog: Iterable[ModuleSpec] = BUILTIN_MODULES) -> list[dict[str, Any]]:
+def modules(
+    catalog: Iterable[ModuleSpec] = BUILTIN_MODULES, document: RegistryDocument | None = None
+) -> list[dict[str, Any]]:
     """List the modules of the catalog: extractors, transformers, then loaders, by name.
 
     Args:
         catalog: The modules to list; the built-in catalog by default.
+        document: The registry, to count how many pipelines use each module.
 
     Returns:
         One :func:`module_info` per module.
     """
+    usage = module_usage(document)
     ordered = sorted(catalog, key=lambda m: (MODULE_KIND_RANK.get(m.kind, 99), m.name))
-    return [module_info(m) for m in ordered]
+    return [module_info(m, usage.get(m.name, 0)) for m in ordered]

@@ -35,6 +35,7 @@ from pipeline_platform.registry.document import (
     DataSource,
     Flow,
     Pipeline,
+    Preset,
     Record,
     RegistryDocument,
     Topic,
@@ -45,6 +46,7 @@ from pipeline_platform.registry.models import (
     data_sources,
     kafka_topic_schemas,
     kafka_topics,
+    module_presets,
     pipeline_flows,
     pipeline_stage_topics,
     pipeline_stages,
@@ -55,13 +57,14 @@ from pipeline_platform.registry.models import (
     topic_table_configs,
 )
 
-KINDS = ("topics", "flows", "data_sources", "pipelines")
+KINDS = ("topics", "flows", "data_sources", "presets", "pipelines")
 """The top-level sections of a registry document, in document order."""
 
 KIND_LABELS = {
     "topics": "topic",
     "flows": "flow",
     "data_sources": "data_source",
+    "presets": "preset",
     "pipelines": "pipeline",
 }
 
@@ -76,7 +79,8 @@ _TOPIC_COLUMNS = (
 )
 _FLOW_COLUMNS = ("description", "priority", "active")
 _DATA_SOURCE_COLUMNS = ("kind", "url_env", "description")
-_PIPELINE_COLUMNS = ("description", "mode", "schedule", "status", "graph")
+_PIPELINE_COLUMNS = ("description", "mode", "schedule", "timezone", "status", "graph")
+_PRESET_COLUMNS = ("module", "description", "config")
 _CHUNK = 500
 _LAST = 2**31 - 1  # mappings inserted in SQL without a position come last
 
@@ -121,6 +125,7 @@ class RegistryDiff:
     topics: KindDiff = KindDiff()
     flows: KindDiff = KindDiff()
     data_sources: KindDiff = KindDiff()
+    presets: KindDiff = KindDiff()
     pipelines: KindDiff = KindDiff()
 
     def kinds(self) -> Iterator[tuple[str, KindDiff]]:
@@ -207,6 +212,7 @@ class _State:
     schema_versions: dict[int, int]
     flow_ids: dict[str, int]
     data_source_ids: dict[str, int]
+    preset_ids: dict[str, int]
     pipeline_ids: dict[str, int]
     invalid: InvalidRows
 
@@ -215,6 +221,7 @@ _MODELS: dict[str, type[Record]] = {
     "topics": Topic,
     "flows": Flow,
     "data_sources": DataSource,
+    "presets": Preset,
     "pipelines": Pipeline,
 }
 
@@ -449,15 +456,26 @@ def _read_state(connection: Connection) -> _State:
                 "description": row.description,
                 "mode": row.mode,
                 "schedule": row.schedule,
+                "timezone": row.timezone,
                 "status": row.status,
                 "graph": _loads(row.graph),
             },
+        )
+
+    preset_list: list[Preset] = []
+    preset_ids: dict[str, int] = {}
+    for row in execute(select(module_presets)):
+        preset_ids[row.name] = row.id
+        data = {"name": row.name, "module": row.module, "description": row.description}
+        invalid.check(
+            preset_list, "presets", row.name, Preset, {**data, "config": _loads(row.config)}
         )
 
     document = RegistryDocument(
         topics=tuple(topics),
         flows=tuple(flows),
         data_sources=tuple(sources),
+        presets=tuple(preset_list),
         pipelines=tuple(pipeline_list),
     ).canonical()
     return _State(
@@ -467,6 +485,7 @@ def _read_state(connection: Connection) -> _State:
         schema_versions={topic_id: version for topic_id, (version, _) in schemas.items()},
         flow_ids=flow_ids,
         data_source_ids=data_source_ids,
+        preset_ids=preset_ids,
         pipeline_ids=pipeline_ids,
         invalid=invalid,
     )
@@ -846,9 +865,19 @@ def _pipeline_row(pipeline: Pipeline) -> dict[str, Any]:
         "description": pipeline.description,
         "mode": pipeline.mode,
         "schedule": pipeline.schedule,
+        "timezone": pipeline.timezone,
         "status": pipeline.status,
         "graph": _dumps(record_to_data(pipeline.graph)),
     }
+
+
+def _preset_row(preset: Preset) -> dict[str, Any]:
+    return {
+        "module": preset.module,
+        "description": preset.description,
+        "config": _dumps(preset.config),
+    }
+
 
 
 def _apply_simple(
@@ -902,6 +931,15 @@ def _apply(
         diff.data_sources,
         _DATA_SOURCE_COLUMNS,
         _data_source_row,
+    )
+    _apply_simple(
+        connection,
+        module_presets,
+        state.preset_ids,
+        new.presets,
+        diff.presets,
+        _PRESET_COLUMNS,
+        _preset_row,
     )
     topic_ids = _apply_topics(connection, state, new, diff.topics, now)
     _apply_flows(connection, state, new, diff.flows, topic_ids)

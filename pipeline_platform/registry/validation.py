@@ -15,16 +15,17 @@ from typing import Any, TypeVar
 
 import jsonschema
 import yaml
-from croniter import croniter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pipeline_platform.json_schemas import schema_problem
 from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
+from pipeline_platform.pipelines.graph import check_pipeline, find_cycle, presets_by_name
 from pipeline_platform.registry.document import (
     DEFAULT_DATA_SOURCE,
     DataSource,
     Flow,
     Pipeline,
+    Preset,
     RegistryDocument,
     Topic,
 )
@@ -36,6 +37,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "topics": Topic,
     "flows": Flow,
     "data_sources": DataSource,
+    "presets": Preset,
     "pipelines": Pipeline,
 }
 _ADAPTERS = {name: TypeAdapter(model) for name, model in SECTIONS.items()}
@@ -150,32 +152,6 @@ def _duplicates(items: Iterable[tuple[str, str]], what: str, problems: list[Prob
             seen[name] = path
 
 
-def _find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """Return one cycle of a directed graph as a node list, or None when acyclic."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-    for start in sorted(edges):
-        if state.get(start):
-            continue
-        work: list[tuple[str, Any]] = [(start, iter(sorted(edges.get(start, ()))))]
-        state[start] = 1
-        stack.append(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is None:
-                work.pop()
-                stack.pop()
-                state[node] = 2
-            elif state.get(child) == 1:
-                return [*stack[stack.index(child) :], child]
-            elif not state.get(child):
-                state[child] = 1
-                stack.append(child)
-                work.append((child, iter(sorted(edges.get(child, ())))))
-    return None
-
-
 def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[Problem]) -> None:
     _duplicates(((f"topics[{i}].name", t.name) for i, t in topics), "topic", out)
     tables: list[tuple[str, str]] = []
@@ -238,68 +214,29 @@ def _check_flows(flows: list[tuple[int, Flow]], topic_names: set[str], out: list
                         out.append(Problem(path, f"unknown topic {topic!r}"))
             for source in stage.inputs:
                 produces[source].update((*stage.outputs, *stage.errors))
-    cycle = _find_cycle(produces)
+    cycle = find_cycle(produces)
     if cycle:
         out.append(Problem("flows", "stages form a cycle of topics: " + " -> ".join(cycle)))
 
 
-def _check_pipeline(
-    i: int,
-    pipeline: Pipeline,
-    sources: set[str],
-    modules: Mapping[str, ModuleSpec],
-    out: list[Problem],
+def _check_presets(
+    presets: list[tuple[int, Preset]], modules: Mapping[str, ModuleSpec], out: list[Problem]
 ) -> None:
-    base = f"pipelines[{i}]"
-    if pipeline.schedule is not None and not croniter.is_valid(pipeline.schedule):
-        out.append(Problem(f"{base}.schedule", f"not a valid cron string: {pipeline.schedule!r}"))
-    if pipeline.mode == "batch" and pipeline.schedule is None:
-        out.append(Problem(f"{base}.schedule", "a batch pipeline needs a cron schedule"))
-    nodes = pipeline.graph.nodes
-    _duplicates(((f"{base}.graph.nodes[{j}].id", n.id) for j, n in enumerate(nodes)), "node", out)
-    kinds: dict[str, str] = {}
-    for j, node in enumerate(nodes):
-        npath = f"{base}.graph.nodes[{j}]"
-        module = modules.get(node.module)
+    _duplicates(((f"presets[{i}].name", p.name) for i, p in presets), "preset", out)
+    for i, preset in presets:
+        module = modules.get(preset.module)
         if module is None:
-            out.append(Problem(f"{npath}.module", f"unknown module {node.module!r}"))
+            out.append(Problem(f"presets[{i}].module", f"unknown module {preset.module!r}"))
             continue
-        kinds[node.id] = module.kind
-        validator = jsonschema.validators.validator_for(module.config_schema)(module.config_schema)
-        for error in sorted(validator.iter_errors(node.config), key=lambda e: list(e.path)):
-            out.append(Problem(format_path((npath, "config", *error.path)), error.message))
-        source = node.config.get("data_source")
-        if isinstance(source, str) and source not in sources:
-            out.append(Problem(f"{npath}.config.data_source", f"unknown data source {source!r}"))
-    ids = {n.id for n in nodes}
-    children: dict[str, set[str]] = defaultdict(set)
-    parents: dict[str, set[str]] = defaultdict(set)
-    for j, (left, right) in enumerate(pipeline.graph.edges):
-        for k, end in enumerate((left, right)):
-            if end not in ids:
-                out.append(Problem(f"{base}.graph.edges[{j}][{k}]", f"unknown node {end!r}"))
-        children[left].add(right)
-        parents[right].add(left)
-    cycle = _find_cycle(children)
-    if cycle:
-        out.append(Problem(f"{base}.graph.edges", "cycle: " + " -> ".join(cycle)))
-    for j, node in enumerate(nodes):
-        npath = f"{base}.graph.nodes[{j}]"
-        kind = kinds.get(node.id)
-        if not children[node.id] and not parents[node.id]:
-            out.append(Problem(npath, f"node {node.id!r} is not connected to the graph"))
-        elif kind is None:
-            continue
-        elif not parents[node.id] and kind != "extractor":
+        # A preset may leave out required keys (nodes add them): check the keys it gives.
+        schema = {k: v for k, v in module.config_schema.items() if k not in ("required", "then")}
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        for error in sorted(validator.iter_errors(preset.config), key=lambda e: list(e.path)):
+            if error.validator == "required":
+                continue
             out.append(
-                Problem(npath, f"the graph starts at {node.id!r}, a {kind}, not an extractor")
+                Problem(format_path((f"presets[{i}]", "config", *error.path)), error.message)
             )
-        elif not children[node.id] and kind != "loader":
-            out.append(Problem(npath, f"the graph ends at {node.id!r}, a {kind}, not a loader"))
-        elif kind == "extractor" and parents[node.id]:
-            out.append(Problem(npath, f"extractor {node.id!r} has an upstream node"))
-        elif kind == "loader" and children[node.id]:
-            out.append(Problem(npath, f"loader {node.id!r} has a downstream node"))
 
 
 def validate_data(
@@ -334,8 +271,16 @@ def validate_data(
     _check_topics(topics, source_names, problems)
     _check_flows(flows, _raw_names(data.get("topics")), problems)
     _duplicates(((f"pipelines[{i}].name", p.name) for i, p in pipelines), "pipeline", problems)
+    presets = _parse_entries("presets", data.get("presets"), problems)
+    _check_presets(presets, modules, problems)
+    preset_index = presets_by_name(tuple(p for _, p in presets))
+    kinds: dict[str, str | None] = {name: None for name in source_names}
+    kinds.update((d.name, d.kind) for _, d in data_sources)
     for i, pipeline in pipelines:
-        _check_pipeline(i, pipeline, source_names, modules, problems)
+        for path, reason in check_pipeline(
+            f"pipelines[{i}]", pipeline, kinds, preset_index, modules
+        ):
+            problems.append(Problem(path, reason))
 
     if problems:
         return None, sorted(set(problems), key=_problem_order)
@@ -343,6 +288,7 @@ def validate_data(
         topics=tuple(t for _, t in topics),
         flows=tuple(f for _, f in flows),
         data_sources=tuple(d for _, d in data_sources),
+        presets=tuple(p for _, p in presets),
         pipelines=tuple(p for _, p in pipelines),
     )
     return document, []

@@ -1,8 +1,8 @@
 """The registry file (spec §2.1) as YAML text: a stable, canonical export.
 
-``dump_document`` writes ``version: 1`` first, then topics, flows, data sources and pipelines, each
-sorted by name, keys in the order the records declare them and defaults left out, so that
-export → import → export is byte-identical.
+``dump_document`` writes ``version: 1`` first, then topics, flows, data sources, presets and
+pipelines, each sorted by name, keys in the order the records declare them and defaults left
+out, so that export → import → export is byte-identical.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pipeline_platform.registry.validation import (
     validate_data,
 )
 
-SECTIONS = ("topics", "flows", "data_sources", "pipelines")
+SECTIONS = ("topics", "flows", "data_sources", "presets", "pipelines")
 _WIDTH = 1_000_000
 # libyaml's emitter when available; it writes the same bytes as yaml.SafeDumper, several times
 # faster (a 5,000-topic registry: about 2 s instead of 8 s).

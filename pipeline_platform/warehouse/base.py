@@ -259,6 +259,30 @@ class WarehouseTransaction(Protocol):
         """Delete every row of ``target`` (a ``replace`` load), in this transaction."""
         ...
 
+    def write_arrow(self, target: TargetTable, table: Any, *, mode: WriteMode | None = None) -> int:
+        """Write a whole chunk (a ``pyarrow.Table`` whose columns are columns of ``target``).
+
+        PostgreSQL: text COPY of the chunk (staging + ON CONFLICT for a keyed upsert, rows
+        unique by key); SQLite: ``write_rows``. Returns the rows written.
+        """
+        ...
+
+    def copy_csv(self, target: TargetTable, columns: Sequence[str], blocks: Any) -> int:
+        """Append rows given as PostgreSQL CSV blocks (as ``COPY … TO STDOUT`` writes them).
+
+        PostgreSQL only (``Warehouse.backend == "postgresql"``): the blocks go straight into
+        ``COPY … FROM STDIN (FORMAT csv)``, never parsed in Python. Returns the rows copied.
+        """
+        ...
+
+    def swap_table(self, shadow: TargetTable, name: str) -> None:
+        """Replace table ``name`` (same schema as ``shadow``) by ``shadow``, in this transaction.
+
+        Readers see the old table until the commit and the new one after it (a ``replace``
+        load: fill a new table, then drop the old one and rename the new one atomically).
+        """
+        ...
+
     def compare_and_set_offsets(
         self, asset_key: str, topic: str, offsets: OffsetUpdates, run_id: str
     ) -> None:

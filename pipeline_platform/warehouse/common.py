@@ -21,7 +21,7 @@ from pipeline_platform.warehouse.base import (
     TargetTable,
     reason_kind,
 )
-from pipeline_platform.warehouse.quoting import quote
+from pipeline_platform.warehouse.quoting import qualified_name, quote
 
 DEAD_LETTER_COLUMNS = (
     'id, asset_key, topic, partition, "offset", key, raw, reason, run_id, created_at, reason_kind'
@@ -182,6 +182,11 @@ class CommonTransaction:
     def delete_all(self, target: TargetTable) -> None:
         """Delete every row of ``target`` (a ``replace`` load), in this transaction."""
         self._execute(f"DELETE FROM {target.qualified}")
+
+    def swap_table(self, shadow: TargetTable, name: str) -> None:
+        """Drop table ``name`` and rename ``shadow`` to it, in this transaction."""
+        self._execute(f"DROP TABLE IF EXISTS {qualified_name(name, shadow.schema)}")
+        self._execute(f"ALTER TABLE {shadow.qualified} RENAME TO {quote(name)}")
 
 
 class CommonReads:

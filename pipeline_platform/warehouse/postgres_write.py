@@ -204,6 +204,18 @@ class PostgresTransaction(CommonTransaction):
         )
         return rejected
 
+    def write_arrow(self, target: TargetTable, table: Any, *, mode: WriteMode | None = None) -> int:
+        """Write a whole Arrow chunk (text COPY); see the interface."""
+        from pipeline_platform.warehouse.arrow_write import postgres_write_arrow
+
+        return postgres_write_arrow(self, target, table, mode)
+
+    def copy_csv(self, target: TargetTable, columns: Sequence[str], blocks: Any) -> int:
+        """Stream PostgreSQL CSV blocks into ``target`` (append); see the interface."""
+        from pipeline_platform.warehouse.arrow_write import postgres_copy_csv
+
+        return postgres_copy_csv(self, target, columns, blocks)
+
     def _write(self, target: TargetTable, rows: Sequence[tuple[Any, ...]], upsert: bool) -> None:
         if target.cast_columns:
             self._write_staged(target, rows, upsert)

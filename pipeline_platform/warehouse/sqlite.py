@@ -127,6 +127,16 @@ class SqliteTransaction(CommonTransaction):
             return []
         return sorted(bisect_rejects(everything, attempt, refused), key=lambda r: r.index)
 
+    def write_arrow(self, target: TargetTable, table: Any, *, mode: WriteMode | None = None) -> int:
+        """Write a whole Arrow chunk through :meth:`write_rows`; see the interface."""
+        from pipeline_platform.warehouse.arrow_write import sqlite_write_arrow
+
+        return sqlite_write_arrow(self, target, table, mode)
+
+    def copy_csv(self, target: TargetTable, columns: Sequence[str], blocks: Any) -> int:
+        """Not offered by SQLite: callers check ``Warehouse.backend`` first."""
+        raise NotImplementedError("copy_csv needs a PostgreSQL warehouse")
+
 
 class SqliteWarehouse(CommonReads):
     """A stdlib sqlite3 connection to a SQLite warehouse (explicit BEGIN IMMEDIATE transactions)."""

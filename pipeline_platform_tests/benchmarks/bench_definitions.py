@@ -24,10 +24,12 @@ from pipeline_platform.registry.document import RegistryDocument
 from pipeline_platform.registry.validation import validate_data
 
 
-def _document(n_topics: int, n_tables: int, mappings: int, n_flows: int) -> RegistryDocument:
+def _document(
+    n_topics: int, n_tables: int, mappings: int, n_flows: int, n_pipelines: int = 10
+) -> RegistryDocument:
     from pipeline_platform_tests.benchmarks.generate import generate_registry_data
 
-    data = generate_registry_data(n_topics, n_tables, mappings, n_flows)
+    data = generate_registry_data(n_topics, n_tables, mappings, n_flows, n_pipelines)
     document, problems = validate_data(data)
     if document is None:
         raise SystemExit(f"generated registry is invalid: {problems[:3]}")
@@ -93,9 +95,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tables", type=int, default=3000)
     parser.add_argument("--mappings", type=int, default=15)
     parser.add_argument("--flows", type=int, default=500)
+    parser.add_argument("--pipelines", type=int, default=500)
     args = parser.parse_args(argv)
 
-    document = _document(args.topics, args.tables, args.mappings, args.flows)
+    document = _document(args.topics, args.tables, args.mappings, args.flows, args.pipelines)
     snapshot = RegistrySnapshot(document, revision="bench", origin="registry")
     options = FactoryOptions()
     payload = snapshot.to_payload()
@@ -110,9 +113,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     RegistrySnapshot.from_payload(payload)
     decode = time.perf_counter() - decode_start
     ratio = factory_total / minimal_total
+    without = RegistrySnapshot(
+        document.model_copy(update={"pipelines": ()}), revision="bench", origin="registry"
+    )
+    _, bare_total, bare_size = _timed(
+        lambda: build_definitions(without, options=options, environ={})
+    )
+    pipeline_ratio = factory_total / bare_total
     print(
         f"registry: {args.topics} topics, {args.tables} tables x {args.mappings} mappings, "
-        f"{args.flows} flows"
+        f"{args.flows} flows, {args.pipelines} table pipelines"
+    )
+    print(
+        f"factory without the pipelines: build+serialize {bare_total:6.2f} s, "
+        f"snapshot {bare_size / 1e6:6.1f} MB; with / without = {pipeline_ratio:.2f}x "
+        "(goal <= 1.2x)"
     )
     print(
         f"factory : build {factory_build:6.2f} s, build+serialize {factory_total:6.2f} s, "
@@ -130,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "factory_seconds": factory_total,
         "minimal_seconds": minimal_total,
         "ratio": ratio,
+        "pipeline_ratio": pipeline_ratio,
         "factory_bytes": factory_size,
         "minimal_bytes": minimal_size,
         "payload_bytes": len(payload),

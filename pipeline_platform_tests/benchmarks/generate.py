@@ -27,14 +27,14 @@ def _mappings(count: int) -> list[dict[str, Any]]:
 
 
 def generate_registry_data(
-    n_topics: int, n_tables: int, mappings_per_table: int, n_flows: int
+    n_topics: int, n_tables: int, mappings_per_table: int, n_flows: int, n_pipelines: int = 10
 ) -> dict[str, Any]:
     """Return plain registry data (as parsed from YAML) that passes validation.
 
     Topics ``bench.c<k>.t<i>`` (the first ``n_tables`` ingested into tables with
     ``mappings_per_table`` mappings, upsert key and time column), ``n_flows`` flows of two stages
     each (input → output → output + error, always from lower to higher topic index, so there is no
-    cycle), three data sources and a few batch pipelines.
+    cycle), three data sources and ``n_pipelines`` batch pipelines.
 
     Args:
         n_topics: Number of topics.
@@ -150,7 +150,7 @@ def generate_registry_data(
                 "edges": [["read", "paid"], ["paid", "write"]],
             },
         }
-        for p in range(10)
+        for p in range(n_pipelines)
     ]
     return {
         "version": 1,

@@ -46,11 +46,19 @@ def test_jobs_and_sensors_do_not_grow_with_tables() -> None:
     )
     assert _shape(small) == _shape(large)
     assert _shape(small) == (
-        ["__ASSET_JOB", "flow_audio_processing", "flow_network_monitoring", "ingestion"],
+        [
+            "__ASSET_JOB",
+            "flow_audio_processing",
+            "flow_network_monitoring",
+            "ingestion",
+            "pipeline_daily_sales_sync",
+            "table_pipelines",
+        ],
         ["kafka_lag_sensor", "registry_reload_sensor"],
     )
     graph = large.get_repository_def().asset_graph
-    assert len(graph.get_all_asset_keys()) == 12 + 400
+    # 12 topic/API/status assets, the pipeline's output and source table, 400 tables/topics.
+    assert len(graph.get_all_asset_keys()) == 14 + 400
     # One step for all tables.
     assert len(large.get_repository_def().get_job("ingestion").graph.node_defs) == 1
 
@@ -246,7 +254,7 @@ def test_unreachable_registry_falls_back_with_a_visible_warning(
     )
     assert status.description is not None and status.description.startswith("WARNING: Registry")
     assert status.metadata["fallback"] is True
-    assert len(defs.get_repository_def().asset_graph.get_all_asset_keys()) == 12
+    assert len(defs.get_repository_def().asset_graph.get_all_asset_keys()) == 14
 
 
 def test_unreachable_registry_without_snapshot_is_a_clear_error(
@@ -308,7 +316,12 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
 def test_flow_jobs_are_dropped_above_the_budget_with_a_note() -> None:
     snapshot = RegistrySnapshot(load_document(FIXTURE), "1", "registry")
     defs = build_definitions(snapshot, options=FactoryOptions(flow_job_budget=10), environ={})
-    assert _shape(defs)[0] == ["__ASSET_JOB", "ingestion"]
+    assert _shape(defs)[0] == [
+        "__ASSET_JOB",
+        "ingestion",
+        "pipeline_daily_sales_sync",
+        "table_pipelines",
+    ]
     status = next(
         spec
         for spec in defs.assets or []

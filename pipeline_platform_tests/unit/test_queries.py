@@ -381,16 +381,18 @@ def test_validation_statistics(small: RegistryDocument) -> None:
 
 def test_modules() -> None:
     result = queries.modules()
-    assert [(m["name"], m["kind"]) for m in result] == [
-        ("sql_table_extractor", "extractor"),
-        ("aggregate", "transformer"),
-        ("filter_rows", "transformer"),
-        ("select_columns", "transformer"),
-        ("sql_table_loader", "loader"),
-    ]
+    kinds = [m["kind"] for m in result]
+    assert kinds == sorted(kinds, key=["extractor", "transformer", "loader"].index)
+    assert {m["name"] for m in result} >= {
+        "sql_table_extractor", "sql_query_extractor", "csv_extractor", "parquet_extractor",
+        "filter_rows", "select_columns", "rename_columns", "cast_columns", "derive_column",
+        "deduplicate", "aggregate", "join", "mask_columns", "fill_nulls", "sort_rows",
+        "limit_rows", "sql_table_loader", "csv_loader", "parquet_loader",
+    }  # fmt: skip
     by_name = {m.name: m for m in BUILTIN_MODULES}
     for module in result:
-        assert set(module) == {"name", "kind", "description", "configSchema"}
+        assert module["usageCount"] == 0
+        assert module["documentationUrl"] == f"docs/pipelines.md#{module['name']}"
         assert module["description"] == by_name[module["name"]].description
         assert module["configSchema"] == by_name[module["name"]].config_schema
 
@@ -454,7 +456,7 @@ def test_demo_registry_has_the_realistic_size(demo: RegistryDocument) -> None:
     assert sum(len(f.stages) for f in demo.flows) >= 13
     assert sum(len(t.api_endpoints) for t in demo.topics) >= 3
     assert 2 <= len(demo.data_sources) <= 3
-    assert [p.mode for p in demo.pipelines] == ["batch", "batch"]
+    assert sorted(p.mode for p in demo.pipelines) == ["batch", "batch", "batch", "realtime"]
 
 
 def test_demo_registry_uses_every_mapping_feature(demo: RegistryDocument) -> None:

@@ -52,7 +52,7 @@ COMMANDS: list[tuple[list[str], Question]] = [
     (["dependencies"], lambda d: queries.dependencies(d)),
     (["lineage", "device.audio.raw"], lambda d: queries.lineage(d, "device.audio.raw")),
     (["service", "silero-vad"], lambda d: queries.service(d, "silero-vad")),
-    (["modules"], lambda d: queries.modules()),
+    (["modules"], lambda d: queries.modules(document=d)),
 ]
 COMMAND_IDS = [" ".join(argv) for argv, _ in COMMANDS]
 
