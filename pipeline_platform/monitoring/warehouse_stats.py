@@ -18,7 +18,7 @@ from sqlalchemy import Engine, bindparam, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from pipeline_platform.ingestion.warehouse import DEAD_LETTERS_TABLE, OFFSETS_TABLE
+from pipeline_platform.warehouse.base import DEAD_LETTERS_TABLE, OFFSETS_TABLE
 
 REASON_KINDS: tuple[tuple[str, str], ...] = (
     ("schema violation", "schema"),

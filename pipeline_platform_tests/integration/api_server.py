@@ -33,7 +33,13 @@ def api_server(env: Mapping[str, str]) -> Iterator[str]:
         text=True,
     )
     try:
-        wait_for_port("127.0.0.1", port, timeout=60)
+        try:
+            wait_for_port("127.0.0.1", port, timeout=60)
+        except TimeoutError:
+            if process.poll() is not None:
+                stderr = process.communicate()[1][-2000:]
+                raise RuntimeError(f"API server exited: {stderr}") from None
+            raise
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
