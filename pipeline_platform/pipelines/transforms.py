@@ -150,10 +150,10 @@ class DeriveColumn(Step):
         return frame.assign(**{self.column: self.expression(frame)})
 
 
-class Deduplicate(Step):
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.key = list(config["key"])
-        self.keep = config.get("keep", "first")
+class HoldingStep(Step):
+    """A step that needs all its input at once: it holds every chunk and works in ``finish``."""
+
+    def __init__(self) -> None:
         self.held: list[Frame] = []
 
     def process(self, frame: Frame, port: int = 0) -> Frame | None:
@@ -165,6 +165,20 @@ class Deduplicate(Step):
             return None
         frame = pd.concat(self.held, ignore_index=True)
         self.held = []
+        return self.finish_all(frame)
+
+    def finish_all(self, frame: Frame) -> Frame:
+        """Return the step's output for all of its input, ``frame``."""
+        raise NotImplementedError
+
+
+class Deduplicate(HoldingStep):
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.key = list(config["key"])
+        self.keep = config.get("keep", "first")
+
+    def finish_all(self, frame: Frame) -> Frame:
         return frame.drop_duplicates(subset=self.key, keep=self.keep)
 
 
@@ -302,21 +316,13 @@ class FillNulls(Step):
         return out
 
 
-class SortRows(Step):
+class SortRows(HoldingStep):
     def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
         self.by = list(config["by"])
         self.ascending = not config.get("descending", False)
-        self.held: list[Frame] = []
 
-    def process(self, frame: Frame, port: int = 0) -> Frame | None:
-        self.held.append(frame)
-        return None
-
-    def finish(self) -> Frame | None:
-        if not self.held:
-            return None
-        frame = pd.concat(self.held, ignore_index=True)
-        self.held = []
+    def finish_all(self, frame: Frame) -> Frame:
         return frame.sort_values(
             self.by, ascending=self.ascending, kind="stable", na_position="last"
         ).reset_index(drop=True)
