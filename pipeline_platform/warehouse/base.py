@@ -36,9 +36,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 LogicalType = Literal["string", "integer", "float", "boolean", "timestamp", "date", "json", "uuid"]
+LOGICAL_TYPES: tuple[str, ...] = get_args(LogicalType)
 
 #: How rows are written: ``append`` inserts, ``upsert`` inserts or updates by the table key
 #: (the last row for a key in a batch must already have won: rows are unique by key).
