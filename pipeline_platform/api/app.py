@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline_platform.api import metrics, routes_consumer, routes_registry
 from pipeline_platform.api.errors import MAX_URL_BYTES, error_response, install_error_handlers
@@ -25,6 +25,27 @@ def _warm(services: ApiServices) -> None:
         services.registry.view()
     except Exception as error:  # reported again, as a 503, by the first request that needs it
         logger.warning("Registry not readable at start: %s", error)
+
+
+class RefuseHugeUrls:
+    """ASGI middleware answering 414 to a URL longer than ``MAX_URL_BYTES``.
+
+    A plain ASGI callable rather than ``@app.middleware("http")``: Starlette's
+    ``BaseHTTPMiddleware`` runs every request through an extra task and stream, which cost
+    about a third of the throughput of the small routes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+            if size > MAX_URL_BYTES:
+                response = error_response(414, f"URL longer than {MAX_URL_BYTES} bytes")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -60,15 +81,7 @@ def create_app(
     app.state.metrics_registry = metrics.metrics_registry(services.state)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def refuse_huge_urls(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        size = len(request.scope.get("raw_path", b"")) + len(request.scope.get("query_string", b""))
-        if size > MAX_URL_BYTES:
-            return error_response(414, f"URL longer than {MAX_URL_BYTES} bytes")
-        return await call_next(request)
-
+    app.add_middleware(RefuseHugeUrls)
     if api_settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
