@@ -22,6 +22,8 @@ from pipeline_platform.config import AlertSettings
 SUPPRESS_SECONDS = 3600.0
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 SMTP_TIMEOUT_SECONDS = 10.0
+#: Wall time per sensor call after which no further alert is started (sensor timeout: 60 s).
+TICK_BUDGET_SECONDS = 25.0
 _MAX_DETAIL = 300
 
 
@@ -123,6 +125,8 @@ def post_webhook(url: str, alert: Alert, timeout: float = WEBHOOK_TIMEOUT_SECOND
     """
     from urllib.request import Request, urlopen
 
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise OSError("PIPELINE_ALERT_WEBHOOK_URL must be an http:// or https:// URL")
     body = json.dumps({"text": alert.message()}).encode()
     request = Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     with urlopen(request, timeout=timeout) as response:
@@ -213,11 +217,14 @@ def send_throttled(
     *,
     now: float | None = None,
     senders: Mapping[str, Sender] = DEFAULT_SENDERS,
+    budget_seconds: float = TICK_BUDGET_SECONDS,
 ) -> tuple[list[Alert], list[str]]:
     """Deliver the alerts the throttle lets through and record them.
 
     An alert whose delivery failed is still recorded (a dead webhook is not retried every
-    tick for an hour: the warning in the sensor log says it failed).
+    tick for an hour: the warning in the sensor log says it failed). Sending stops once
+    ``budget_seconds`` have passed (slow targets), leaving the rest, unrecorded, to the next
+    tick, so a sensor tick stays well inside Dagster's sensor timeout.
 
     Args:
         settings: The alert targets.
@@ -225,16 +232,21 @@ def send_throttled(
         throttle: Storm-suppression state, updated in place.
         now: Current epoch seconds (``time.time()`` by default).
         senders: The sending functions by target.
+        budget_seconds: Wall time after which no further alert is started.
 
     Returns:
         The alerts sent and the one-line problems of failed deliveries.
     """
     moment = time.time() if now is None else now
+    started = time.monotonic()
     sent: list[Alert] = []
     problems: list[str] = []
     for alert in alerts:
         if not throttle.due(alert.key, moment):
             continue
+        if time.monotonic() - started > budget_seconds:
+            problems.append("alert time budget of this tick spent; the rest go on the next tick")
+            break
         problems.extend(deliver(settings, alert, senders))
         throttle.record(alert.key, moment)
         sent.append(alert)

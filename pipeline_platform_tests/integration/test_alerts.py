@@ -25,7 +25,7 @@ from pipeline_platform.factory.alert_sensors import (
     evaluate_check_errors,
     evaluate_run_failure,
 )
-from pipeline_platform.monitoring.alerts import Alert, deliver
+from pipeline_platform.monitoring.alerts import Alert, Throttle, deliver, send_throttled
 from pipeline_platform_tests.alert_servers import free_port, smtp_server, webhook_server
 
 DAGSTER_URL = "http://dagster.test:3000"
@@ -246,3 +246,21 @@ def test_definitions_have_alert_sensors_only_when_configured() -> None:
     assert not sensors({}) & alerts
     configured = sensors({"PIPELINE_ALERT_WEBHOOK_URL": f"http://hooks.test/{TOKEN}"})
     assert alerts <= configured
+
+
+def test_spent_tick_budget_leaves_alerts_for_the_next_tick() -> None:
+    alerts = [Alert("warehouse/a", "run failure", "a"), Alert("warehouse/b", "run failure", "b")]
+    with webhook_server() as (base, posts):
+        settings = AlertSettings(webhook_url=f"{base}/hook")
+        throttle = Throttle()
+        sent, problems = send_throttled(settings, alerts, throttle, budget_seconds=-1)
+        assert sent == [] and posts == [] and throttle.sent == {}
+        assert problems == ["alert time budget of this tick spent; the rest go on the next tick"]
+        sent, problems = send_throttled(settings, alerts, throttle)
+        assert [a.subject for a in sent] == ["warehouse/a", "warehouse/b"] and problems == []
+        assert [p["body"]["text"] for p in posts] == ["a", "b"]
+        assert set(throttle.sent) == {"warehouse/a|run failure", "warehouse/b|run failure"}
+        # A webhook that is not http(s) is refused without being opened or echoed.
+        local = AlertSettings(webhook_url=f"file:///etc/{TOKEN}")
+        [problem] = deliver(local, alerts[0])
+        assert "must be an http:// or https:// URL" in problem and TOKEN not in problem
