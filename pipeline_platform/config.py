@@ -72,3 +72,70 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kafka_settings=kafka_settings,
         state_dir=state,
     )
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go (``PIPELINE_ALERT_*``); every target is optional.
+
+    The webhook URL and the SMTP URL carry secrets (a token, a password): they are kept out of
+    ``repr`` and must never be logged or put in an error message.
+
+    Attributes:
+        webhook_url: ``PIPELINE_ALERT_WEBHOOK_URL``: a Slack-compatible incoming webhook.
+        smtp_url: ``PIPELINE_ALERT_SMTP_URL``: ``smtp://user:password@host:port`` (STARTTLS
+            when the server offers it) or ``smtps://...`` (TLS from the start).
+        email_to: ``PIPELINE_ALERT_EMAIL_TO``: comma-separated recipients.
+        email_from: ``PIPELINE_ALERT_EMAIL_FROM``; ``pipeline-platform@localhost`` by default.
+        dagster_url: ``PIPELINE_DAGSTER_URL``: the Dagster UI, for links in alerts.
+    """
+
+    webhook_url: str | None = field(default=None, repr=False)
+    smtp_url: str | None = field(default=None, repr=False)
+    email_to: tuple[str, ...] = ()
+    email_from: str = "pipeline-platform@localhost"
+    dagster_url: str | None = None
+
+    @property
+    def email_enabled(self) -> bool:
+        """Whether e-mail alerts are configured (an SMTP URL and at least one recipient)."""
+        return bool(self.smtp_url and self.email_to)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any alert target is configured."""
+        return bool(self.webhook_url) or self.email_enabled
+
+    def secrets(self) -> tuple[str, ...]:
+        """Return the values that must never appear in logs or errors (URLs, the password)."""
+        from urllib.parse import urlsplit
+
+        values = [v for v in (self.webhook_url, self.smtp_url) if v]
+        if self.smtp_url:
+            password = urlsplit(self.smtp_url).password
+            if password:
+                values.append(password)
+        return tuple(values)
+
+
+def load_alert_settings(environ: Mapping[str, str] | None = None) -> AlertSettings:
+    """Read the alert settings from ``environ`` (default: the process environment).
+
+    Args:
+        environ: Environment mapping to read; ``os.environ`` when omitted.
+
+    Returns:
+        The settings; ``enabled`` is False when no target is set (alerts are off).
+    """
+    env = os.environ if environ is None else environ
+    recipients = tuple(
+        part.strip() for part in (env.get("PIPELINE_ALERT_EMAIL_TO") or "").split(",")
+    )
+    dagster_url = (env.get("PIPELINE_DAGSTER_URL") or "").strip().rstrip("/")
+    return AlertSettings(
+        webhook_url=(env.get("PIPELINE_ALERT_WEBHOOK_URL") or "").strip() or None,
+        smtp_url=(env.get("PIPELINE_ALERT_SMTP_URL") or "").strip() or None,
+        email_to=tuple(r for r in recipients if r),
+        email_from=(env.get("PIPELINE_ALERT_EMAIL_FROM") or "").strip() or AlertSettings.email_from,
+        dagster_url=dagster_url or None,
+    )

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dev_command",
         "serve_command",
         "status_command",
+        "control_commands",
     ):
         try:
             module = __import__(f"pipeline_platform.cli.{name}", fromlist=["register"])

@@ -59,13 +59,18 @@ def register(subparsers: Any) -> None:
     register_rollback(commands)
 
 
-def _engine(upgrade: bool = False) -> Engine:
+def registry_engine(upgrade: bool = True) -> Engine:
+    """Return an engine of the registry named by ``PIPELINE_REGISTRY_URL`` (upgraded by default)."""
     from pipeline_platform.registry.database import create_registry_engine, upgrade_registry
 
     engine = create_registry_engine(load_settings().registry_url)
     if upgrade:
         upgrade_registry(engine)
     return engine
+
+
+def _engine(upgrade: bool = False) -> Engine:
+    return registry_engine(upgrade)
 
 
 def _load(path: Path) -> RegistryDocument:

@@ -70,7 +70,8 @@ def materialization_metadata(result: "IngestionResult") -> dict[str, Any]:
 
     Returns:
         Rows written, dead letters, messages, seconds, messages/s, lag left, messages lost to
-        retention (when any) and, per partition, the ingested offset range.
+        retention (when any), per partition the ingested offset range, and the run's last few
+        dead letters (``last_dead_letters``: reason kind, partition@offset, reason).
     """
     metadata: dict[str, Any] = {
         "rows_written": int(result.rows_written),
@@ -86,7 +87,21 @@ def materialization_metadata(result: "IngestionResult") -> dict[str, Any]:
     for partition, (start, end) in sorted(result.offsets.items()):
         metadata[f"offsets/partition_{partition}/from"] = int(start)
         metadata[f"offsets/partition_{partition}/to"] = int(end)
+    recent = getattr(result, "recent_dead_letters", ())
+    if recent:
+        metadata["last_dead_letters"] = dg.MetadataValue.text(recent_dead_letters_text(recent))
     return metadata
+
+
+def recent_dead_letters_text(recent: Sequence[tuple[int, int, str]]) -> str:
+    """Return a run's last dead letters, one line each: kind, partition@offset and reason."""
+    from pipeline_platform.warehouse import reason_kind
+
+    lines = []
+    for partition, offset, reason in recent:
+        text = reason if len(reason) <= 200 else f"{reason[:199]}…"
+        lines.append(f"[{reason_kind(reason)}] {partition}@{offset}: {text}")
+    return "\n".join(lines)
 
 
 def shared_max_messages(run_config: Mapping[str, Any]) -> int | None:

@@ -1,7 +1,8 @@
 """Assemble Dagster ``Definitions`` from a registry snapshot.
 
 The shape does not grow with the registry: multi-asset parts of 500 tables, one ingestion job,
-one job per flow, a fixed number of Kafka lag sensors and one reload sensor.
+one job per flow, a fixed number of Kafka lag sensors, one reload sensor and, when an alert
+target is configured (``PIPELINE_ALERT_*``), the two alert sensors.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
-from pipeline_platform.config import load_settings
+from pipeline_platform.config import load_alert_settings, load_settings
 from pipeline_platform.factory import naming
+from pipeline_platform.factory.alert_sensors import build_alert_sensors
 from pipeline_platform.factory.assets import IngestFn, build_ingestion_assets
 from pipeline_platform.factory.loader import registry_revision
 from pipeline_platform.factory.pipeline_assets import build_pipeline_assets, build_realtime_sensor
@@ -288,6 +290,7 @@ def build_definitions(
             interval_seconds=options.reload_interval_seconds,
         )
     )
+    sensors.extend(build_alert_sensors(load_alert_settings(environ)))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from pipeline_platform.ingestion.decode import (
     DecodeOptions,
@@ -30,7 +31,12 @@ class ReplayResult:
 
 
 def list_dead_letters(
-    topic: Topic, *, warehouse_url: str, limit: int | None = 100
+    topic: Topic,
+    *,
+    warehouse_url: str,
+    limit: int | None = 100,
+    kind: str | None = None,
+    since: datetime | None = None,
 ) -> list[DeadLetterRecord]:
     """Return the stored dead letters of a topic's table, in partition/offset order.
 
@@ -38,6 +44,8 @@ def list_dead_letters(
         topic: The topic (with its table configuration).
         warehouse_url: SQLAlchemy-style URL of the warehouse.
         limit: At most this many (None: all).
+        kind: Only dead letters of this reason kind (``parse``, ``schema``...).
+        since: Only dead letters stored at or after this aware time.
 
     Returns:
         The dead letters.
@@ -46,7 +54,9 @@ def list_dead_letters(
     warehouse = connect_warehouse(warehouse_url)
     try:
         warehouse.ensure_state_tables()
-        return warehouse.list_dead_letters(asset_key_of(table), topic.name, limit)
+        return warehouse.list_dead_letters(
+            asset_key_of(table), topic.name, limit, kind=kind, since=since
+        )
     finally:
         warehouse.close()
 

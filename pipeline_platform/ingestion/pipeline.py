@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline_platform.ingestion.decode import (
     DeadLetter,
@@ -25,25 +25,36 @@ from pipeline_platform.warehouse import OffsetUpdates, RejectedRow, TargetTable,
 logger = logging.getLogger(__name__)
 
 
+#: How many recent dead letters a run keeps for its materialization metadata.
+RECENT_DEAD_LETTERS = 5
+
+
 @dataclass
 class BatchTotals:
-    """Counts over the batches of one run."""
+    """Counts over the batches of one run, and its last few dead letters."""
 
     messages: int = 0
     rows: int = 0
     dead: int = 0
+    recent_dead: list[DeadLetter] = field(default_factory=list)
 
-    def add(self, prepared: PreparedBatch, refused: int = 0) -> None:
-        """Count one committed batch (``refused``: rows the database dead-lettered)."""
+    def add(self, prepared: PreparedBatch, refused: Sequence[DeadLetter] = ()) -> None:
+        """Count one committed batch (``refused``: messages whose rows the database refused)."""
         self.messages += prepared.messages
-        self.rows += len(prepared.rows) - refused
-        self.dead += len(prepared.dead_letters) + refused
+        self.rows += len(prepared.rows) - len(refused)
+        self.dead += len(prepared.dead_letters) + len(refused)
+        self._keep([*prepared.dead_letters[-RECENT_DEAD_LETTERS:], *refused])
 
     def merge(self, other: BatchTotals) -> None:
         """Add another worker's totals."""
         self.messages += other.messages
         self.rows += other.rows
         self.dead += other.dead
+        self._keep(other.recent_dead)
+
+    def _keep(self, dead_letters: Sequence[DeadLetter]) -> None:
+        if dead_letters:
+            self.recent_dead = [*self.recent_dead, *dead_letters][-RECENT_DEAD_LETTERS:]
 
 
 class BatchPipeline:
@@ -138,7 +149,7 @@ class BatchPipeline:
         def flush(job: Job) -> None:
             future, updates, prepared = job
             refused = future.result()
-            totals.add(prepared, len(refused))
+            totals.add(prepared, refused)
             if self.on_commit is not None:
                 self.on_commit(updates)
             if self.progress is not None:

@@ -84,6 +84,8 @@ class IngestionResult:
         gaps: Messages lost to retention before they could be read.
         retention_lost: Per partition with a loss, the ``(first, last)`` offsets deleted by
             retention before ingestion (``gaps`` is their total count).
+        recent_dead_letters: The run's last few dead letters as ``(partition, offset,
+            reason)``, for the materialization metadata.
     """
 
     rows_written: int
@@ -95,6 +97,7 @@ class IngestionResult:
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
     gaps: int = 0
     retention_lost: dict[int, tuple[int, int]] = field(default_factory=dict)
+    recent_dead_letters: tuple[tuple[int, int, str], ...] = ()
 
 
 def ingest_table(
@@ -265,6 +268,7 @@ def ingest_table(
         },
         gaps=sum(r.gap for r in ranges.values()),
         retention_lost={p: r.lost for p, r in ranges.items() if r.lost is not None},
+        recent_dead_letters=tuple((d.partition, d.offset, d.reason) for d in totals.recent_dead),
     )
     logger.info(
         "ingested %s into %s: %d messages, %d rows, %d dead letters in %.2f s",

@@ -1,9 +1,10 @@
 """What the warehouse state tables say about each ingested table, in one query each.
 
-Dead letters are counted by *reason kind* (the stable prefixes of the ingestion's reasons,
-grouped as ``parse``, ``schema``, ``mapping``, ``database``, ``retention`` or ``other``), in total
-and over the last 24 hours; the offsets table gives when each table last committed. Missing
-state tables (nothing ingested yet) read as empty. No DDL, no writes.
+Dead letters are counted by their stored *reason kind* (``pp_dead_letters.reason_kind``, set
+when they are written by :func:`pipeline_platform.warehouse.reason_kind`: ``parse``, ``schema``,
+``mapping``, ``database``, ``retention``), in total and over the last 24 hours; the offsets
+table gives when each table last committed. Missing state tables (nothing ingested yet) read
+as empty. No DDL, no writes.
 """
 
 from __future__ import annotations
@@ -20,37 +21,9 @@ from sqlalchemy.exc import DBAPIError
 
 from pipeline_platform.warehouse.base import DEAD_LETTERS_TABLE, OFFSETS_TABLE
 
-REASON_KINDS: tuple[tuple[str, str], ...] = (
-    ("schema violation", "schema"),
-    ("missing required field", "mapping"),
-    ("column ", "mapping"),
-    ("database", "database"),
-    ("retention", "retention"),
-    ("empty message", "parse"),
-    ("oversized message", "parse"),
-    ("not UTF-8", "parse"),
-    ("malformed JSON", "parse"),
-    ("not a JSON object", "parse"),
-    ("missing key", "parse"),
-)
-"""Reason prefix → kind, first match wins."""
-
-_PREFIX_CHARS = 24  # enough to tell every prefix of REASON_KINDS apart
-
-
-def reason_kind(reason: str) -> str:
-    """Return the kind of a dead-letter reason (``parse``, ``schema``, ``mapping``...).
-
-    Args:
-        reason: The stored reason text.
-
-    Returns:
-        The kind of its first matching prefix, ``other`` when none matches.
-    """
-    for prefix, kind in REASON_KINDS:
-        if reason.startswith(prefix):
-            return kind
-    return "other"
+#: Kind shown for dead letters stored before ``reason_kind`` existed and not yet backfilled
+#: (the next ``ensure_state_tables`` of an ingestion run classifies them).
+UNCLASSIFIED = "unclassified"
 
 
 @dataclass
@@ -97,7 +70,7 @@ def read_table_stats(
     cutoff: Any = since.strftime("%Y-%m-%d %H:%M:%S") if sqlite else since
     keys: Any = bindparam("keys", list(asset_keys), expanding=True)
     dead = text(
-        f"SELECT asset_key, substr(reason, 1, {_PREFIX_CHARS}) AS prefix, count(*) AS total, "
+        f"SELECT asset_key, reason_kind AS kind, count(*) AS total, "
         "sum(CASE WHEN created_at >= :since THEN 1 ELSE 0 END) AS recent "
         f"FROM {DEAD_LETTERS_TABLE} WHERE asset_key IN :keys GROUP BY 1, 2"
     ).bindparams(keys)
@@ -123,7 +96,7 @@ def read_table_stats(
 
 
 def _add_dead(stats: TableStats, row: Any) -> None:
-    kind = reason_kind(str(row.prefix))
+    kind = str(row.kind) if row.kind else UNCLASSIFIED
     stats.dead_letters_total[kind] = stats.dead_letters_total.get(kind, 0) + int(row.total)
     recent = int(row.recent or 0)
     if recent:

@@ -373,9 +373,15 @@ class Warehouse(Protocol):
         ...
 
     def list_dead_letters(
-        self, asset_key: str, topic: str, limit: int | None
+        self,
+        asset_key: str,
+        topic: str,
+        limit: int | None,
+        *,
+        kind: str | None = None,
+        since: datetime | None = None,
     ) -> list[StoredDeadLetter]:
-        """Return stored dead letters in partition/offset order."""
+        """Return stored dead letters in partition/offset order (of ``kind``, since ``since``)."""
         ...
 
 

@@ -8,6 +8,7 @@ backends' transactions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pipeline_platform.warehouse.base import (
@@ -215,18 +216,43 @@ class CommonReads:
         return None if row is None else str(row[0])
 
     def list_dead_letters(
-        self, asset_key: str, topic: str, limit: int | None
+        self,
+        asset_key: str,
+        topic: str,
+        limit: int | None,
+        *,
+        kind: str | None = None,
+        since: datetime | None = None,
     ) -> list[StoredDeadLetter]:
-        """Return stored dead letters in partition/offset order."""
+        """Return stored dead letters in partition/offset order.
+
+        Args:
+            asset_key: ``<data_source>/<table>``.
+            topic: The Kafka topic.
+            limit: At most this many (None: all).
+            kind: Only this stored ``reason_kind`` (one of ``REASON_KINDS``).
+            since: Only those stored (or re-failed) at or after this aware time.
+        """
         m = self.mark
+        where = [f"asset_key = {m}", f"topic = {m}"]
+        params: tuple[Any, ...] = (asset_key, topic)
+        if kind is not None:
+            where.append(f"reason_kind = {m}")
+            params = (*params, kind)
+        if since is not None:
+            where.append(f"created_at >= {m}")
+            params = (*params, self._timestamp_param(since))
         sql = (
             f"SELECT {DEAD_LETTER_COLUMNS} FROM {DEAD_LETTERS_TABLE} "
-            f'WHERE asset_key = {m} AND topic = {m} ORDER BY partition, "offset"'
+            f'WHERE {" AND ".join(where)} ORDER BY partition, "offset"'
         )
-        params: tuple[Any, ...] = (asset_key, topic)
         if limit is not None:
             sql, params = f"{sql} LIMIT {m}", (*params, limit)
         return [stored_dead_letter(row) for row in self.conn.execute(sql, params).fetchall()]
+
+    def _timestamp_param(self, value: datetime) -> Any:
+        """Return a time as the driver compares it with ``created_at`` (aware datetime here)."""
+        return value
 
 
 def backfill_reason_kinds(rows: Sequence[tuple[int, str]]) -> list[tuple[str, int]]:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,10 @@ class SqliteWarehouse(CommonReads):
     backend = "sqlite"
     mark = "?"
     parallel_writers = False
+
+    def _timestamp_param(self, value: datetime) -> str:
+        """SQLite stores ``CURRENT_TIMESTAMP`` as ``YYYY-MM-DD HH:MM:SS`` UTC text."""
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     def __init__(self, path: str, read_only: bool = False, timeout: float = 30.0) -> None:
         """Open (and create) the database file.
