@@ -7,7 +7,6 @@ references, cycles, pipeline graphs, cron strings, module configs) run over the 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pipeline_platform.json_schemas import schema_problem
 from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
-from pipeline_platform.pipelines.graph import check_pipeline, find_cycle, presets_by_name
+from pipeline_platform.pipelines.graph import check_pipeline, presets_by_name
 from pipeline_platform.registry.document import (
     DEFAULT_DATA_SOURCE,
     DataSource,
@@ -30,6 +29,13 @@ from pipeline_platform.registry.document import (
     Topic,
 )
 from pipeline_platform.registry.gc_pause import gc_paused
+from pipeline_platform.registry.rules import (
+    duplicates,
+    find_cycle,
+    table_identity,
+    topic_edges,
+    unknown_stage_topics,
+)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -144,12 +150,8 @@ def _raw_names(entries: Any) -> set[str]:
 
 
 def _duplicates(items: Iterable[tuple[str, str]], what: str, problems: list[Problem]) -> None:
-    seen: dict[str, str] = {}
-    for path, name in items:
-        if name in seen:
-            problems.append(Problem(path, f"duplicate {what} {name!r} (first at {seen[name]})"))
-        else:
-            seen[name] = path
+    for path, name, first in duplicates(items):
+        problems.append(Problem(path, f"duplicate {what} {name!r} (first at {first})"))
 
 
 def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[Problem]) -> None:
@@ -177,8 +179,7 @@ def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[
             out.append(
                 Problem(f"{tbase}.data_source", f"unknown data source {table.data_source!r}")
             )
-        qualified = ".".join(filter(None, (table.data_source, table.db_schema, table.name)))
-        tables.append((f"{tbase}.name", qualified))
+        tables.append((f"{tbase}.name", table_identity(table)))
         _duplicates(
             ((f"{tbase}.mappings[{j}].column", m.column) for j, m in enumerate(table.mappings)),
             "column",
@@ -199,21 +200,15 @@ def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[
 
 def _check_flows(flows: list[tuple[int, Flow]], topic_names: set[str], out: list[Problem]) -> None:
     _duplicates(((f"flows[{i}].name", f.name) for i, f in flows), "flow", out)
-    produces: dict[str, set[str]] = defaultdict(set)
     for i, flow in flows:
         _duplicates(
             ((f"flows[{i}].stages[{j}].name", s.name) for j, s in enumerate(flow.stages)),
             "stage",
             out,
         )
-        for j, stage in enumerate(flow.stages):
-            for role in ("inputs", "outputs", "errors"):
-                for k, topic in enumerate(getattr(stage, role)):
-                    if topic not in topic_names:
-                        path = f"flows[{i}].stages[{j}].{role}[{k}]"
-                        out.append(Problem(path, f"unknown topic {topic!r}"))
-            for source in stage.inputs:
-                produces[source].update((*stage.outputs, *stage.errors))
+    for unknown in unknown_stage_topics(flows, topic_names):
+        out.append(Problem(unknown.path, f"unknown topic {unknown.topic!r}"))
+    produces = topic_edges(flow for _, flow in flows)
     cycle = find_cycle(produces)
     if cycle:
         out.append(Problem("flows", "stages form a cycle of topics: " + " -> ".join(cycle)))
