@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline_platform.cli.output import CommandError, print_json, print_table
 from pipeline_platform.cli.query_commands import load_registry_document
 from pipeline_platform.config import Settings, load_settings
+from pipeline_platform.registry.rules import table_asset_name
 
 if TYPE_CHECKING:
     from pipeline_platform.registry.document import RegistryDocument, Topic
@@ -121,7 +122,7 @@ def _replay(args: argparse.Namespace) -> int:
         results.append(
             {
                 "topic": topic.name,
-                "table": f"{topic.table.data_source}/{topic.table.name}",
+                "table": table_asset_name(topic.table.data_source, topic.table.name),
                 "replayed": result.replayed,
                 "rowsWritten": result.rows_written,
                 "stillFailing": result.still_failing,

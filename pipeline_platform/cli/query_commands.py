@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline_platform.cli.output import CommandError, print_json, print_table
 from pipeline_platform.config import Settings, load_settings
 from pipeline_platform.registry import queries
+from pipeline_platform.registry.document import DEFAULT_DATA_SOURCE
+from pipeline_platform.registry.rules import table_asset_name
 
 if TYPE_CHECKING:
     from pipeline_platform.registry.document import RegistryDocument
@@ -159,7 +161,7 @@ def _topics(args: argparse.Namespace) -> int:
 def _table_label(topic: dict[str, Any]) -> str | None:
     if topic["table_name"] is None:
         return None
-    return f"{topic.get('data_source', 'warehouse')}/{topic['table_name']}"
+    return table_asset_name(topic.get("data_source", DEFAULT_DATA_SOURCE), topic["table_name"])
 
 
 def _topology(args: argparse.Namespace) -> int:

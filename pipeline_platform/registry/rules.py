@@ -12,7 +12,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pipeline_platform.registry.document import Flow, TableConfig
+from pipeline_platform.registry.document import DEFAULT_DATA_SOURCE, Flow, TableConfig
 
 P = TypeVar("P")
 N = TypeVar("N", bound=Hashable)
@@ -90,6 +90,18 @@ class UnknownTopic:
     def path(self) -> str:
         """The entry path: ``flows[0].stages[1].inputs[2]``."""
         return f"flows[{self.flow_index}].stages[{self.stage_index}].{self.key}[{self.position}]"
+
+
+def known_data_sources(names: Iterable[str]) -> set[str]:
+    """Return the data sources a table may name: the registry's own plus the default one."""
+    return {*names, DEFAULT_DATA_SOURCE}
+
+
+def data_source_problem(table: TableConfig, known: set[str]) -> str | None:
+    """Return why a table's data source is refused (``unknown data source 'x'``), or None."""
+    if table.data_source in known:
+        return None
+    return f"unknown data source {table.data_source!r}"
 
 
 def unknown_stage_topics(

@@ -20,7 +20,6 @@ from pipeline_platform.json_schemas import schema_problem
 from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
 from pipeline_platform.pipelines.graph import check_pipeline, presets_by_name
 from pipeline_platform.registry.document import (
-    DEFAULT_DATA_SOURCE,
     DataSource,
     Flow,
     Pipeline,
@@ -30,8 +29,10 @@ from pipeline_platform.registry.document import (
 )
 from pipeline_platform.registry.gc_pause import gc_paused
 from pipeline_platform.registry.rules import (
+    data_source_problem,
     duplicates,
     find_cycle,
+    known_data_sources,
     table_identity,
     topic_edges,
     unknown_stage_topics,
@@ -175,10 +176,8 @@ def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[
         if table is None:
             continue
         tbase = f"{base}.table"
-        if table.data_source not in sources:
-            out.append(
-                Problem(f"{tbase}.data_source", f"unknown data source {table.data_source!r}")
-            )
+        if (problem := data_source_problem(table, sources)) is not None:
+            out.append(Problem(f"{tbase}.data_source", problem))
         tables.append((f"{tbase}.name", table_identity(table)))
         _duplicates(
             ((f"{tbase}.mappings[{j}].column", m.column) for j, m in enumerate(table.mappings)),
@@ -259,7 +258,7 @@ def validate_data(
     data_sources = _parse_entries("data_sources", data.get("data_sources"), problems)
     pipelines = _parse_entries("pipelines", data.get("pipelines"), problems)
 
-    source_names = _raw_names(data.get("data_sources")) | {DEFAULT_DATA_SOURCE}
+    source_names = known_data_sources(_raw_names(data.get("data_sources")))
     _duplicates(
         ((f"data_sources[{i}].name", d.name) for i, d in data_sources), "data source", problems
     )
