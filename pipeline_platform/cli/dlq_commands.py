@@ -8,13 +8,12 @@ table's data source (``PIPELINE_WAREHOUSE_URL`` for ``warehouse``, otherwise the
 from __future__ import annotations
 
 import argparse
-import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from pipeline_platform.cli.output import CommandError, print_json, print_table
 from pipeline_platform.cli.query_commands import load_registry_document
-from pipeline_platform.config import Settings, load_settings
+from pipeline_platform.config import Settings, environment, load_settings
 from pipeline_platform.registry.rules import table_asset_name
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ def warehouse_url_for(document: RegistryDocument, data_source: str, settings: Se
     """
     source = next((d for d in document.data_sources if d.name == data_source), None)
     if source is not None:
-        value = os.environ.get(source.url_env)
+        value = environment().get(source.url_env)
         if value:
             return value
     if data_source == "warehouse":

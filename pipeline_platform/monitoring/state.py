@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from pipeline_platform.config import Settings
+from pipeline_platform.config import Settings, environment
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
 from pipeline_platform.monitoring.dagster_state import DagsterReader, RunInfo
 from pipeline_platform.monitoring.event_times import EventTimes, read_event_times
@@ -127,12 +127,11 @@ class StateReader:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         """Keep the sources; nothing is read yet."""
-        import os
 
         self.settings = settings
         self.registry = registry
         self.ttl = ttl
-        self._env = os.environ if environ is None else environ
+        self._env = environment(environ)
         self._dagster_factory = dagster
         self._dagster: DagsterReader | None = None
         self._engines: dict[str, Any] = {}
