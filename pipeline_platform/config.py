@@ -309,6 +309,8 @@ class Settings:
         kafka_settings: Further librdkafka settings taken from ``KAFKA_*`` variables
             (``KAFKA_SECURITY_PROTOCOL`` becomes ``security.protocol``).
         state_dir: Directory for local state (default SQLite files, snapshot cache).
+        registry_file: Registry YAML file read instead of the registry database
+            (``PIPELINE_REGISTRY_FILE``; development and tests), or None.
     """
 
     registry_url: str
@@ -316,6 +318,7 @@ class Settings:
     kafka_bootstrap_servers: str
     kafka_settings: Mapping[str, str] = field(default_factory=dict)
     state_dir: Path = Path(".")
+    registry_file: Path | None = None
 
     def kafka_config(self) -> dict[str, str]:
         """Return the librdkafka configuration (bootstrap servers plus ``KAFKA_*`` settings)."""
@@ -354,4 +357,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kafka_bootstrap_servers=values.kafka_bootstrap_servers,
         kafka_settings=kafka_settings,
         state_dir=state,
+        registry_file=values.registry_file,
     )

@@ -1,6 +1,7 @@
 """Read commands over the registry (spec §6): flows, stages, topics, topology, lineage...
 
-Each command loads the registry named by ``PIPELINE_REGISTRY_URL``, asks one question of
+Each command loads the registry named by ``PIPELINE_REGISTRY_URL`` (or, as the Dagster code
+location does, the file named by ``PIPELINE_REGISTRY_FILE`` when set), asks one question of
 :mod:`pipeline_platform.registry.queries` and prints the answer as a plain table, or with
 ``--json`` as exactly the JSON the HTTP API serves (spec §10; the same serializer).
 An unknown flow, topic or service is a one-line error with exit code 1.
@@ -23,17 +24,27 @@ if TYPE_CHECKING:
 
 
 def load_registry_document(settings: Settings) -> RegistryDocument:
-    """Read the registry snapshot from the database named by the settings.
+    """Read the registry snapshot the Dagster code location would read.
 
     Args:
-        settings: Runtime settings; ``registry_url`` names the registry database.
+        settings: Runtime settings; ``registry_file`` (``PIPELINE_REGISTRY_FILE``) when set,
+            else ``registry_url`` names the registry database.
 
     Returns:
         The registry as a document.
 
     Raises:
-        CommandError: when the registry database cannot be read (unreachable, not initialised).
+        CommandError: when the registry file is refused, or the registry database cannot be
+            read (unreachable, not initialised).
     """
+    if settings.registry_file is not None:
+        from pipeline_platform.registry.validation import RegistryValidationError, load_document
+
+        try:
+            return load_document(settings.registry_file)
+        except RegistryValidationError as error:
+            raise CommandError(*(str(p) for p in error.problems)) from None
+
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
