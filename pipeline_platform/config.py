@@ -1,6 +1,17 @@
 """Runtime settings from the environment (spec §3), read in one place and only when asked.
 
-Nothing here reads the environment at import time: call :func:`load_settings`.
+Every environment variable the platform reads is a field of :class:`EnvironmentSettings`, a
+typed pydantic model whose aliases are the variable names: :func:`read_environment` validates
+them all at once and refuses a bad value with :class:`SettingsError`, one line naming the
+variable and the reason. The README's configuration table is generated from the model
+(:func:`configuration_table`) and checked against it by a test.
+
+The exceptions, on purpose: variables *named by the registry* (a data source's ``url_env``, a
+pipeline's salt variable) are looked up by name through :func:`environment`; ``KAFKA_*``
+variables other than ``KAFKA_BOOTSTRAP_SERVERS`` pass through to librdkafka unvalidated; and
+``pipeline-platform dev`` (``dev/stack.py``) *sets* variables for the processes it starts.
+
+Nothing here reads the environment at import time.
 """
 
 from __future__ import annotations
@@ -9,11 +20,282 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
 
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
+DEFAULT_LOCATION_NAME = "pipeline_platform"
 
 # KAFKA_* variables that are not librdkafka settings.
 _NON_LIBRDKAFKA_KAFKA_VARS = frozenset({"KAFKA_BOOTSTRAP_SERVERS"})
+_TRUE = frozenset({"1", "true", "yes", "on", "running"})
+_FALSE = frozenset({"0", "false", "no", "off", "stopped"})
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform refuses (the message names it)."""
+
+
+def _flag(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"expected one of {', '.join(sorted(_TRUE | _FALSE))}")
+    return value
+
+
+def _origins(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+    return value
+
+
+def _database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError):
+        raise ValueError("not a database URL (expected dialect+driver://...)") from None
+    return value
+
+
+def _brokers(value: str) -> str:
+    for entry in value.split(","):
+        host, colon, port = entry.strip().rpartition(":")
+        if not entry.strip() or any(c.isspace() for c in entry.strip()):
+            raise ValueError("expected host:port[,host:port...]")
+        if colon and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"bad broker address {entry.strip()!r} (expected host:port)")
+    return value
+
+
+def _directory(value: Path) -> Path:
+    if value.exists() and not value.is_dir():
+        raise ValueError("exists and is not a directory")
+    return value
+
+
+def _file(value: Path) -> Path:
+    if value.is_dir():
+        raise ValueError("is a directory, not a registry file")
+    return value
+
+
+def _host(value: str) -> str:
+    if "/" in value or any(c.isspace() for c in value):
+        raise ValueError("expected a host name or address, not a URL")
+    return value
+
+
+def _word(value: str) -> str:
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+def _token(value: SecretStr) -> SecretStr:
+    _word(value.get_secret_value())  # it travels in an Authorization header
+    return value
+
+
+def _cors(value: tuple[str, ...]) -> tuple[str, ...]:
+    for origin in value:
+        scheme, sep, host = origin.partition("://")
+        if origin != "*" and not (scheme in ("http", "https") and sep and host and "/" not in host):
+            raise ValueError(f"bad origin {origin!r} (expected * or http(s)://host[:port])")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
+
+
+def _env(name: str, default: Any, meaning: str, shown: str | None = None, **rules: Any) -> Any:
+    """A field read from variable ``name``; ``shown`` is the README's default column."""
+    extra: dict[str, Any] = {"shown_default": shown if shown is not None else f"`{default}`"}
+    return Field(default, alias=name, description=meaning, json_schema_extra=extra, **rules)
+
+
+class EnvironmentSettings(BaseModel):
+    """Every environment variable the platform reads, typed (aliases are the variable names)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    dagster_home: Annotated[Path, AfterValidator(_directory)] | None = _env(
+        "DAGSTER_HOME",
+        None,
+        "Dagster instance directory; local state (default SQLite files) lives there",
+        "the working directory",
+    )
+    registry_url: DatabaseUrl | None = _env(
+        "PIPELINE_REGISTRY_URL",
+        None,
+        "SQLAlchemy URL of the registry",
+        "SQLite file under `DAGSTER_HOME` (or the working directory)",
+    )
+    warehouse_url: DatabaseUrl | None = _env(
+        "PIPELINE_WAREHOUSE_URL",
+        None,
+        "URL of the `warehouse` data source",
+        "SQLite file beside the registry",
+    )
+    registry_file: Annotated[Path, AfterValidator(_file)] | None = _env(
+        "PIPELINE_REGISTRY_FILE",
+        None,
+        "registry YAML file read instead of the registry database (development, tests)",
+        "none",
+    )
+    kafka_bootstrap_servers: Annotated[str, AfterValidator(_brokers)] = _env(
+        "KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS, "Kafka brokers", min_length=1
+    )
+    kafka_sensor_running: Flag = _env(
+        "PIPELINE_KAFKA_SENSOR_RUNNING", False, "Kafka lag sensors start running"
+    )
+    kafka_sensor_shards: int = _env(
+        "PIPELINE_KAFKA_SENSOR_SHARDS", 1, "number of Kafka lag sensors", ge=1
+    )
+    kafka_sensor_interval: int = _env(
+        "PIPELINE_KAFKA_SENSOR_INTERVAL", 30, "seconds between Kafka lag sensor ticks", ge=1
+    )
+    kafka_sensor_max_runs: int = _env(
+        "PIPELINE_KAFKA_SENSOR_MAX_RUNS", 100, "most run requests per sensor tick", ge=1
+    )
+    ingest_max_messages: int = _env(
+        "PIPELINE_INGEST_MAX_MESSAGES",
+        1_000_000,
+        "most messages a run ingests per table (0: no cap)",
+        ge=0,
+    )
+    reload_sensor_running: Flag = _env(
+        "PIPELINE_RELOAD_SENSOR_RUNNING", True, "the registry reload sensor starts running"
+    )
+    reload_sensor_interval: int = _env(
+        "PIPELINE_RELOAD_SENSOR_INTERVAL", 10, "seconds between reload sensor ticks", ge=1
+    )
+    flow_job_budget: int = _env(
+        "PIPELINE_FLOW_JOB_BUDGET",
+        50_000,
+        "most (flow jobs × assets) for which flows get jobs",
+        ge=0,
+    )
+    pipeline_job_budget: int = _env(
+        "PIPELINE_PIPELINE_JOB_BUDGET",
+        50_000,
+        "most (table pipelines × assets) for which each pipeline gets its own job",
+        ge=0,
+    )
+    webserver_host: Annotated[str, AfterValidator(_host)] = _env(
+        "PIPELINE_DAGSTER_WEBSERVER_HOST",
+        "localhost",
+        "Dagster webserver the reload sensor and the API reload through",
+        min_length=1,
+    )
+    webserver_port: int = _env(
+        "PIPELINE_DAGSTER_WEBSERVER_PORT", 3000, "port of that webserver", ge=1, le=65535
+    )
+    location_name: Annotated[str, AfterValidator(_word)] | None = _env(
+        "PIPELINE_DAGSTER_LOCATION_NAME",
+        None,
+        "code location name to reload",
+        f"the sensor's own location (`{DEFAULT_LOCATION_NAME}`); the API: every location",
+    )
+    api_token: Annotated[SecretStr, AfterValidator(_token)] | None = _env(
+        "PIPELINE_API_TOKEN", None, "bearer token of the API's POST routes", "none (refused)"
+    )
+    api_read_token: Annotated[SecretStr, AfterValidator(_token)] | None = _env(
+        "PIPELINE_API_READ_TOKEN", None, "bearer token of the API's read routes", "none (open)"
+    )
+    api_cors_origins: Annotated[
+        tuple[str, ...], BeforeValidator(_origins), AfterValidator(_cors)
+    ] = _env(
+        "PIPELINE_API_CORS_ORIGINS",
+        (),
+        "comma-separated origins allowed by CORS (`*` for any)",
+        "none",
+    )
+
+    @classmethod
+    def variable(cls, field_name: str) -> str:
+        """Return the environment variable of a field (``registry_url`` → its variable)."""
+        alias = cls.model_fields[field_name].alias
+        assert alias is not None
+        return alias
+
+
+DEFAULTS = EnvironmentSettings()
+"""The value of every setting when its variable is unset (built without reading anything)."""
+
+
+def environment(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """Return ``environ``, or the process environment when None.
+
+    For variables the registry names (a data source's ``url_env``): every other variable is
+    read through :func:`read_environment`.
+    """
+    return os.environ if environ is None else environ
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> EnvironmentSettings:
+    """Validate every variable of :class:`EnvironmentSettings` (empty values count as unset).
+
+    Args:
+        environ: Environment mapping to read; the process environment when omitted.
+
+    Raises:
+        SettingsError: ``PIPELINE_X: reason`` for each refused value, on one line.
+    """
+    env = environment(environ)
+    names = {info.alias for info in EnvironmentSettings.model_fields.values()}
+    values = {name: env[name] for name in names if name is not None and env.get(name)}
+    try:
+        return EnvironmentSettings.model_validate(values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = ".".join(str(part) for part in item["loc"][:1])
+            reason = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {reason} (got {values.get(name, '')!r})")
+        raise SettingsError("; ".join(_redact(problems, values))) from None
+
+
+def _redact(problems: list[str], values: Mapping[str, str]) -> list[str]:
+    # Tokens and URLs may carry secrets: never echo their values.
+    secret = {"PIPELINE_API_TOKEN", "PIPELINE_API_READ_TOKEN"}
+    out = []
+    for line in problems:
+        name = line.split(":", 1)[0]
+        if name in secret or name.endswith("_URL"):
+            line = line.rsplit(" (got ", 1)[0]
+        out.append(line)
+    return out
+
+
+def configuration_table() -> str:
+    """Return the README's configuration table (Markdown), generated from the model."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for info in EnvironmentSettings.model_fields.values():
+        extra = info.json_schema_extra
+        shown = extra.get("shown_default") if isinstance(extra, dict) else None
+        rows.append(f"| `{info.alias}` | {info.description} | {shown} |")
+    rows.append(
+        "| `KAFKA_*` | further librdkafka settings "
+        "(`KAFKA_SECURITY_PROTOCOL` → `security.protocol`) | none |"
+    )
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True)
@@ -27,6 +309,8 @@ class Settings:
         kafka_settings: Further librdkafka settings taken from ``KAFKA_*`` variables
             (``KAFKA_SECURITY_PROTOCOL`` becomes ``security.protocol``).
         state_dir: Directory for local state (default SQLite files, snapshot cache).
+        registry_file: Registry YAML file read instead of the registry database
+            (``PIPELINE_REGISTRY_FILE``; development and tests), or None.
     """
 
     registry_url: str
@@ -34,6 +318,7 @@ class Settings:
     kafka_bootstrap_servers: str
     kafka_settings: Mapping[str, str] = field(default_factory=dict)
     state_dir: Path = Path(".")
+    registry_file: Path | None = None
 
     def kafka_config(self) -> dict[str, str]:
         """Return the librdkafka configuration (bootstrap servers plus ``KAFKA_*`` settings)."""
@@ -42,9 +327,8 @@ class Settings:
 
 def state_directory(environ: Mapping[str, str] | None = None) -> Path:
     """Return the directory for local state: ``DAGSTER_HOME`` or the working directory."""
-    env = os.environ if environ is None else environ
-    home = env.get("DAGSTER_HOME")
-    return Path(home) if home else Path.cwd()
+    home = read_environment(environ).dagster_home
+    return home if home is not None else Path.cwd()
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,22 +339,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Returns:
         The resolved settings, with the embedded SQLite defaults filled in.
+
+    Raises:
+        SettingsError: when a variable holds a bad value.
     """
-    env = os.environ if environ is None else environ
-    state = state_directory(env)
-    registry_url = env.get("PIPELINE_REGISTRY_URL") or f"sqlite:///{state / 'registry.db'}"
-    warehouse_url = env.get("PIPELINE_WAREHOUSE_URL") or f"sqlite:///{state / 'warehouse.db'}"
+    env = environment(environ)
+    values = read_environment(env)
+    state = values.dagster_home if values.dagster_home is not None else Path.cwd()
     kafka_settings = {
         key[len("KAFKA_") :].lower().replace("_", "."): value
         for key, value in env.items()
         if key.startswith("KAFKA_") and key not in _NON_LIBRDKAFKA_KAFKA_VARS
     }
     return Settings(
-        registry_url=registry_url,
-        warehouse_url=warehouse_url,
-        kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS,
+        registry_url=values.registry_url or f"sqlite:///{state / 'registry.db'}",
+        warehouse_url=values.warehouse_url or f"sqlite:///{state / 'warehouse.db'}",
+        kafka_bootstrap_servers=values.kafka_bootstrap_servers,
         kafka_settings=kafka_settings,
         state_dir=state,
+        registry_file=values.registry_file,
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pipeline_platform.config import Settings, load_settings
+from pipeline_platform.config import Settings, environment, load_settings
 
 if TYPE_CHECKING:
     from pipeline_platform.registry.document import RegistryDocument
@@ -226,7 +226,7 @@ def default_data_source_urls(document: RegistryDocument, home: Path) -> dict[str
         for source in document.data_sources
         if source.name != "warehouse"
         and source.url_env != "PIPELINE_WAREHOUSE_URL"
-        and not os.environ.get(source.url_env)
+        and not environment().get(source.url_env)
     }
 
 

@@ -7,13 +7,12 @@ target is configured (``PIPELINE_ALERT_*``), the two alert sensors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
-from pipeline_platform.config import load_alert_settings, load_settings
+from pipeline_platform.config import DEFAULTS, load_alert_settings, load_settings, read_environment
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.alert_sensors import build_alert_sensors
 from pipeline_platform.factory.assets import IngestFn, build_ingestion_assets
@@ -33,18 +32,6 @@ from pipeline_platform.factory.sensors import (
 from pipeline_platform.factory.snapshot import RegistrySnapshot
 from pipeline_platform.factory.translator import RegistryTranslator, TranslatedRegistry
 from pipeline_platform.resources import build_resources
-
-_TRUE = {"1", "true", "yes", "on", "running"}
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = env.get(name)
-    return default if value is None or value == "" else value.strip().lower() in _TRUE
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    return int(value) if value else default
 
 
 @dataclass(frozen=True)
@@ -69,43 +56,31 @@ class FactoryOptions:
             caps run requests per tick, largest lag first).
     """
 
-    kafka_sensor_running: bool = False
-    reload_sensor_running: bool = True
-    kafka_sensor_shards: int = 1
-    reload_interval_seconds: int = 10
-    flow_job_budget: int = 50_000
-    pipeline_job_budget: int = 50_000
+    kafka_sensor_running: bool = DEFAULTS.kafka_sensor_running
+    reload_sensor_running: bool = DEFAULTS.reload_sensor_running
+    kafka_sensor_shards: int = DEFAULTS.kafka_sensor_shards
+    reload_interval_seconds: int = DEFAULTS.reload_sensor_interval
+    flow_job_budget: int = DEFAULTS.flow_job_budget
+    pipeline_job_budget: int = DEFAULTS.pipeline_job_budget
     lag: LagSensorOptions = field(default_factory=LagSensorOptions)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FactoryOptions:
         """Read the options from the environment (call at load time, never at import time)."""
-        env = os.environ if environ is None else environ
-        defaults = cls()
+        values = read_environment(environ)
         lag = replace(
-            defaults.lag,
-            max_messages_per_run=_int(
-                env, "PIPELINE_INGEST_MAX_MESSAGES", defaults.lag.max_messages_per_run or 0
-            )
-            or None,
-            interval_seconds=_int(
-                env, "PIPELINE_KAFKA_SENSOR_INTERVAL", defaults.lag.interval_seconds
-            ),
-            max_runs_per_tick=max(
-                1, _int(env, "PIPELINE_KAFKA_SENSOR_MAX_RUNS", defaults.lag.max_runs_per_tick)
-            ),
+            LagSensorOptions(),
+            max_messages_per_run=values.ingest_max_messages or None,
+            interval_seconds=values.kafka_sensor_interval,
+            max_runs_per_tick=values.kafka_sensor_max_runs,
         )
         return cls(
-            kafka_sensor_running=_flag(env, "PIPELINE_KAFKA_SENSOR_RUNNING", False),
-            reload_sensor_running=_flag(env, "PIPELINE_RELOAD_SENSOR_RUNNING", True),
-            kafka_sensor_shards=max(1, _int(env, "PIPELINE_KAFKA_SENSOR_SHARDS", 1)),
-            reload_interval_seconds=_int(
-                env, "PIPELINE_RELOAD_SENSOR_INTERVAL", defaults.reload_interval_seconds
-            ),
-            flow_job_budget=_int(env, "PIPELINE_FLOW_JOB_BUDGET", defaults.flow_job_budget),
-            pipeline_job_budget=_int(
-                env, "PIPELINE_PIPELINE_JOB_BUDGET", defaults.pipeline_job_budget
-            ),
+            kafka_sensor_running=values.kafka_sensor_running,
+            reload_sensor_running=values.reload_sensor_running,
+            kafka_sensor_shards=values.kafka_sensor_shards,
+            reload_interval_seconds=values.reload_sensor_interval,
+            flow_job_budget=values.flow_job_budget,
+            pipeline_job_budget=values.pipeline_job_budget,
             lag=lag,
         )
 
@@ -204,7 +179,7 @@ def build_definitions(
         pipeline_translator: Customised table-pipeline translator.
         options: Load-time switches; read from ``environ`` when omitted.
         ingest: Ingestion function for the table assets (tests); the service's by default.
-        environ: Environment for options and resources; ``os.environ`` when omitted.
+        environ: Environment for options and resources; the process environment when omitted.
 
     Returns:
         Assets, jobs, sensors and resources.

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline_platform.config import Settings
+from pipeline_platform.config import Settings, read_environment
 from pipeline_platform.factory import reconstruction
 from pipeline_platform.factory.snapshot import (
     RegistrySnapshot,
@@ -31,7 +30,6 @@ from pipeline_platform.registry.document import RegistryDocument
 logger = logging.getLogger(__name__)
 
 RECONSTRUCTION_KEY = "pipeline_platform/registry_snapshot"
-REGISTRY_FILE_ENV = "PIPELINE_REGISTRY_FILE"
 
 
 class RegistryUnavailableError(RuntimeError):
@@ -50,9 +48,7 @@ def redact_url(url: str) -> str:
 
 def registry_file(environ: Mapping[str, str] | None = None) -> Path | None:
     """Return the registry YAML file named by ``PIPELINE_REGISTRY_FILE`` (dev/test), if any."""
-    env = os.environ if environ is None else environ
-    value = env.get(REGISTRY_FILE_ENV)
-    return Path(value) if value else None
+    return read_environment(environ).registry_file
 
 
 def registry_revision(settings: Settings, environ: Mapping[str, str] | None = None) -> str:

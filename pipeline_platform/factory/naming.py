@@ -10,6 +10,8 @@ import re
 
 import dagster as dg
 
+from pipeline_platform.registry.rules import table_asset_path
+
 KAFKA_PREFIX = "kafka"
 API_PREFIX = "api"
 DEFAULT_TOPIC_GROUP = "topics"
@@ -55,7 +57,7 @@ def api_key(path: str) -> dg.AssetKey:
 
 def table_key(data_source: str, table: str) -> dg.AssetKey:
     """Return the asset key of an ingested table: ``<data_source>/<table>``."""
-    return dg.AssetKey([data_source, table])
+    return dg.AssetKey(table_asset_path(data_source, table))
 
 
 def ingestion_op_name(part: int) -> str:

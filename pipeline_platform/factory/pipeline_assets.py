@@ -4,12 +4,12 @@ One ``multi_asset`` per pipeline (its loader outputs), built by one shared funct
 translated :class:`PipelineTarget`; the body only runs the plan and reports what happened.
 """
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 
+from pipeline_platform.config import environment
 from pipeline_platform.factory.pipeline_translator import (
     PIPELINE_TAG,
     TRIGGER_TAG,
@@ -201,7 +201,7 @@ def build_realtime_sensor(
         else:
             check = probe
         try:
-            found = check(target.plan, document, os.environ)
+            found = check(target.plan, document, environment())
         except Exception as error:
             return dg.SkipReason(f"probe failed: {type(error).__name__}: {str(error)[:200]}")
         if not found:

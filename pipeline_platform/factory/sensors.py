@@ -6,21 +6,16 @@ warehouse, one metadata request, batched ListOffsets), so a tick does not grow w
 """
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dagster as dg
 
+from pipeline_platform.config import DEFAULT_LOCATION_NAME, DEFAULTS, read_environment
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.resources import KafkaResource, RegistryResource, WarehouseResource
-
-WEBSERVER_HOST_ENV = "PIPELINE_DAGSTER_WEBSERVER_HOST"
-WEBSERVER_PORT_ENV = "PIPELINE_DAGSTER_WEBSERVER_PORT"
-LOCATION_NAME_ENV = "PIPELINE_DAGSTER_LOCATION_NAME"
-DEFAULT_LOCATION_NAME = "pipeline_platform"
 
 
 class ReadLagsFn(Protocol):
@@ -59,11 +54,11 @@ class LagSensorOptions:
         max_runs_per_tick: Most run requests per tick (largest lag first).
     """
 
-    interval_seconds: int = 30
+    interval_seconds: int = DEFAULTS.kafka_sensor_interval
     lag_timeout_seconds: float = 5.0
     min_lag_messages: int = 1
-    max_messages_per_run: int | None = 1_000_000
-    max_runs_per_tick: int = 100
+    max_messages_per_run: int | None = DEFAULTS.ingest_max_messages
+    max_runs_per_tick: int = DEFAULTS.kafka_sensor_max_runs
 
 
 def shard_of(key: dg.AssetKey, shards: int) -> int:
@@ -288,9 +283,8 @@ def reload_code_location(location_name: str, environ: Mapping[str, str] | None =
     """
     from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
 
-    env = os.environ if environ is None else environ
-    host = env.get(WEBSERVER_HOST_ENV) or "localhost"
-    port = int(env.get(WEBSERVER_PORT_ENV) or 3000)
+    values = read_environment(environ)
+    host, port = values.webserver_host, values.webserver_port
     client = DagsterGraphQLClient(host, port_number=port, timeout=30)
     info = client.reload_repository_location(location_name)
     if info.status != ReloadRepositoryLocationStatus.SUCCESS:
@@ -334,7 +328,7 @@ def evaluate_reload(
     location = (
         origin.location_name
         if origin is not None
-        else os.environ.get(LOCATION_NAME_ENV, DEFAULT_LOCATION_NAME)
+        else read_environment().location_name or DEFAULT_LOCATION_NAME
     )
     try:
         outcome = reload(location)

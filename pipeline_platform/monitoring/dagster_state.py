@@ -61,9 +61,9 @@ class DagsterReader:
     @classmethod
     def from_environment(cls) -> DagsterReader | None:
         """Return a reader of the instance of ``DAGSTER_HOME``, or None when it is not set."""
-        import os
+        from pipeline_platform.config import read_environment
 
-        if not os.environ.get("DAGSTER_HOME"):
+        if read_environment().dagster_home is None:
             return None
         import dagster as dg
 

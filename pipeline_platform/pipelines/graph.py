@@ -8,7 +8,7 @@ pairs (the registry's validation wraps them); :func:`build_plan` turns a valid p
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +21,7 @@ from pipeline_platform.pipelines.catalog.presets import BUILTIN_PRESETS
 from pipeline_platform.pipelines.conditions import condition_columns
 from pipeline_platform.pipelines.expressions import ExpressionError, parse_expression
 from pipeline_platform.registry.document import Pipeline, PipelineNode, Preset
+from pipeline_platform.registry.rules import find_cycle
 
 Issue = tuple[str, str]  # (path, reason)
 
@@ -74,32 +75,6 @@ class PipelinePlan:
     def incremental(self) -> tuple[PlanNode, ...]:
         """The extractors that read past a watermark."""
         return tuple(n for n in self.of_kind("extractor") if n.config.get("incremental_column"))
-
-
-def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """Return one cycle of a directed graph as a node list, or None when acyclic."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-    for start in sorted(edges):
-        if state.get(start):
-            continue
-        work: list[tuple[str, Any]] = [(start, iter(sorted(edges.get(start, ()))))]
-        state[start] = 1
-        stack.append(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is None:
-                work.pop()
-                stack.pop()
-                state[node] = 2
-            elif state.get(child) == 1:
-                return [*stack[stack.index(child) :], child]
-            elif not state.get(child):
-                state[child] = 1
-                stack.append(child)
-                work.append((child, iter(sorted(edges.get(child, ())))))
-    return None
 
 
 def _edges(pipeline: Pipeline) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

@@ -223,3 +223,34 @@ def test_one_failing_record_does_not_take_the_location_down(document: RegistryDo
     translated = _FailingTranslator().translate(document)
     assert [str(r) for r in translated.skipped] == ["topic 'errors.audio.vad': RuntimeError: boom"]
     assert len(translated.topic_specs) == 4
+
+
+class _TaggingTranslator(RegistryTranslator):
+    """Changes only the tags: every other part of every spec stays the default."""
+
+    def get_table_tags(self, topic, table):  # type: ignore[no-untyped-def]
+        return {"team": "audio", "topic": topic.name.replace(".", "_")}
+
+    def get_topic_tags(self, topic):  # type: ignore[no-untyped-def]
+        return {**super().get_topic_tags(topic), "owner": "platform"}
+
+
+def _user_tags(spec: dg.AssetSpec) -> dict[str, str]:
+    return {k: v for k, v in spec.tags.items() if not k.startswith("dagster/kind/")}
+
+
+def test_a_subclass_changes_only_tags(document: RegistryDocument) -> None:
+    default = RegistryTranslator().translate(document)
+    tagged = _TaggingTranslator().translate(document)
+    for before, after in zip(default.table_specs, tagged.table_specs, strict=True):
+        topic = after.deps[0].asset_key.path[-1]
+        assert _user_tags(after) == {"team": "audio", "topic": topic.replace(".", "_")}
+        assert _user_tags(before) == {}
+        assert after.replace_attributes(tags=before.tags) == before
+    for before, after in zip(default.topic_specs, tagged.topic_specs, strict=True):
+        assert _user_tags(after) == {**_user_tags(before), "owner": "platform"}
+        assert after.metadata == before.metadata
+        assert after.replace_attributes(tags=before.tags) == before
+    assert tagged.api_specs == default.api_specs
+    assert tagged.table_checks == default.table_checks
+    dg.Definitions(assets=[*tagged.external_specs, *tagged.table_specs]).resolve_asset_graph()
