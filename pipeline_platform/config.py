@@ -32,96 +32,17 @@ from pydantic import (
     ValidationError,
 )
 
+from pipeline_platform import config_checks as checks
+
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
 DEFAULT_LOCATION_NAME = "pipeline_platform"
 
 # KAFKA_* variables that are not librdkafka settings.
 _NON_LIBRDKAFKA_KAFKA_VARS = frozenset({"KAFKA_BOOTSTRAP_SERVERS"})
-_TRUE = frozenset({"1", "true", "yes", "on", "running"})
-_FALSE = frozenset({"0", "false", "no", "off", "stopped"})
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the platform refuses (the message names it)."""
-
-
-def _flag(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError(f"expected one of {', '.join(sorted(_TRUE | _FALSE))}")
-    return value
-
-
-def _origins(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(origin.strip() for origin in value.split(",") if origin.strip())
-    return value
-
-
-def _database_url(value: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        make_url(value)
-    except (ArgumentError, ValueError):
-        raise ValueError("not a database URL (expected dialect+driver://...)") from None
-    return value
-
-
-def _brokers(value: str) -> str:
-    for entry in value.split(","):
-        host, colon, port = entry.strip().rpartition(":")
-        if not entry.strip() or any(c.isspace() for c in entry.strip()):
-            raise ValueError("expected host:port[,host:port...]")
-        if colon and not (host and port.isdigit() and 0 < int(port) < 65536):
-            raise ValueError(f"bad broker address {entry.strip()!r} (expected host:port)")
-    return value
-
-
-def _directory(value: Path) -> Path:
-    if value.exists() and not value.is_dir():
-        raise ValueError("exists and is not a directory")
-    return value
-
-
-def _file(value: Path) -> Path:
-    if value.is_dir():
-        raise ValueError("is a directory, not a registry file")
-    return value
-
-
-def _host(value: str) -> str:
-    if "/" in value or any(c.isspace() for c in value):
-        raise ValueError("expected a host name or address, not a URL")
-    return value
-
-
-def _word(value: str) -> str:
-    if any(c.isspace() or not c.isprintable() for c in value):
-        raise ValueError("must not contain spaces or control characters")
-    return value
-
-
-def _token(value: SecretStr) -> SecretStr:
-    _word(value.get_secret_value())  # it travels in an Authorization header
-    return value
-
-
-def _cors(value: tuple[str, ...]) -> tuple[str, ...]:
-    for origin in value:
-        scheme, sep, host = origin.partition("://")
-        if origin != "*" and not (scheme in ("http", "https") and sep and host and "/" not in host):
-            raise ValueError(f"bad origin {origin!r} (expected * or http(s)://host[:port])")
-    return value
-
-
-Flag = Annotated[bool, BeforeValidator(_flag)]
-DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 
 
 def _env(name: str, default: Any, meaning: str, shown: str | None = None, **rules: Any) -> Any:
@@ -135,34 +56,34 @@ class EnvironmentSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
-    dagster_home: Annotated[Path, AfterValidator(_directory)] | None = _env(
+    dagster_home: Annotated[Path, AfterValidator(checks.directory)] | None = _env(
         "DAGSTER_HOME",
         None,
         "Dagster instance directory; local state (default SQLite files) lives there",
         "the working directory",
     )
-    registry_url: DatabaseUrl | None = _env(
+    registry_url: checks.DatabaseUrl | None = _env(
         "PIPELINE_REGISTRY_URL",
         None,
         "SQLAlchemy URL of the registry",
         "SQLite file under `DAGSTER_HOME` (or the working directory)",
     )
-    warehouse_url: DatabaseUrl | None = _env(
+    warehouse_url: checks.DatabaseUrl | None = _env(
         "PIPELINE_WAREHOUSE_URL",
         None,
         "URL of the `warehouse` data source",
         "SQLite file beside the registry",
     )
-    registry_file: Annotated[Path, AfterValidator(_file)] | None = _env(
+    registry_file: Annotated[Path, AfterValidator(checks.file)] | None = _env(
         "PIPELINE_REGISTRY_FILE",
         None,
         "registry YAML file read instead of the registry database (development, tests)",
         "none",
     )
-    kafka_bootstrap_servers: Annotated[str, AfterValidator(_brokers)] = _env(
+    kafka_bootstrap_servers: Annotated[str, AfterValidator(checks.brokers)] = _env(
         "KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS, "Kafka brokers", min_length=1
     )
-    kafka_sensor_running: Flag = _env(
+    kafka_sensor_running: checks.Flag = _env(
         "PIPELINE_KAFKA_SENSOR_RUNNING", False, "Kafka lag sensors start running"
     )
     kafka_sensor_shards: int = _env(
@@ -180,7 +101,7 @@ class EnvironmentSettings(BaseModel):
         "most messages a run ingests per table (0: no cap)",
         ge=0,
     )
-    reload_sensor_running: Flag = _env(
+    reload_sensor_running: checks.Flag = _env(
         "PIPELINE_RELOAD_SENSOR_RUNNING", True, "the registry reload sensor starts running"
     )
     reload_sensor_interval: int = _env(
@@ -198,7 +119,7 @@ class EnvironmentSettings(BaseModel):
         "most (table pipelines × assets) for which each pipeline gets its own job",
         ge=0,
     )
-    webserver_host: Annotated[str, AfterValidator(_host)] = _env(
+    webserver_host: Annotated[str, AfterValidator(checks.host)] = _env(
         "PIPELINE_DAGSTER_WEBSERVER_HOST",
         "localhost",
         "Dagster webserver the reload sensor and the API reload through",
@@ -207,25 +128,56 @@ class EnvironmentSettings(BaseModel):
     webserver_port: int = _env(
         "PIPELINE_DAGSTER_WEBSERVER_PORT", 3000, "port of that webserver", ge=1, le=65535
     )
-    location_name: Annotated[str, AfterValidator(_word)] | None = _env(
+    location_name: Annotated[str, AfterValidator(checks.word)] | None = _env(
         "PIPELINE_DAGSTER_LOCATION_NAME",
         None,
         "code location name to reload",
         f"the sensor's own location (`{DEFAULT_LOCATION_NAME}`); the API: every location",
     )
-    api_token: Annotated[SecretStr, AfterValidator(_token)] | None = _env(
+    api_token: Annotated[SecretStr, AfterValidator(checks.token)] | None = _env(
         "PIPELINE_API_TOKEN", None, "bearer token of the API's POST routes", "none (refused)"
     )
-    api_read_token: Annotated[SecretStr, AfterValidator(_token)] | None = _env(
+    api_read_token: Annotated[SecretStr, AfterValidator(checks.token)] | None = _env(
         "PIPELINE_API_READ_TOKEN", None, "bearer token of the API's read routes", "none (open)"
     )
     api_cors_origins: Annotated[
-        tuple[str, ...], BeforeValidator(_origins), AfterValidator(_cors)
+        tuple[str, ...], BeforeValidator(checks.comma_list), AfterValidator(checks.cors_origins)
     ] = _env(
         "PIPELINE_API_CORS_ORIGINS",
         (),
         "comma-separated origins allowed by CORS (`*` for any)",
         "none",
+    )
+    alert_webhook_url: Annotated[SecretStr, AfterValidator(checks.secret_http_url)] | None = _env(
+        "PIPELINE_ALERT_WEBHOOK_URL",
+        None,
+        'Slack-compatible incoming webhook for alerts (`{"text": ...}`)',
+        "unset: no webhook",
+    )
+    alert_smtp_url: Annotated[SecretStr, AfterValidator(checks.smtp_url)] | None = _env(
+        "PIPELINE_ALERT_SMTP_URL",
+        None,
+        "`smtp://user:password@host:port` (STARTTLS when offered) or `smtps://...`",
+        "unset: no e-mail",
+    )
+    alert_email_to: Annotated[
+        tuple[str, ...],
+        BeforeValidator(checks.comma_list),
+        AfterValidator(checks.email_addresses),
+    ] = _env(
+        "PIPELINE_ALERT_EMAIL_TO",
+        (),
+        "comma-separated alert recipients (with the SMTP URL)",
+        "unset: no e-mail",
+    )
+    alert_email_from: Annotated[str, AfterValidator(checks.email_address)] = _env(
+        "PIPELINE_ALERT_EMAIL_FROM", "pipeline-platform@localhost", "sender of alert e-mails"
+    )
+    dagster_url: Annotated[str, AfterValidator(checks.http_url)] | None = _env(
+        "PIPELINE_DAGSTER_URL",
+        None,
+        "Dagster UI address, for run and asset links in alerts",
+        "unset: no links",
     )
 
     @classmethod
@@ -413,16 +365,16 @@ def load_alert_settings(environ: Mapping[str, str] | None = None) -> AlertSettin
 
     Returns:
         The settings; ``enabled`` is False when no target is set (alerts are off).
+
+    Raises:
+        SettingsError: when a variable holds a bad value.
     """
-    env = os.environ if environ is None else environ
-    recipients = tuple(
-        part.strip() for part in (env.get("PIPELINE_ALERT_EMAIL_TO") or "").split(",")
-    )
-    dagster_url = (env.get("PIPELINE_DAGSTER_URL") or "").strip().rstrip("/")
+    values = read_environment(environ)
+    webhook, smtp = values.alert_webhook_url, values.alert_smtp_url
     return AlertSettings(
-        webhook_url=(env.get("PIPELINE_ALERT_WEBHOOK_URL") or "").strip() or None,
-        smtp_url=(env.get("PIPELINE_ALERT_SMTP_URL") or "").strip() or None,
-        email_to=tuple(r for r in recipients if r),
-        email_from=(env.get("PIPELINE_ALERT_EMAIL_FROM") or "").strip() or AlertSettings.email_from,
-        dagster_url=dagster_url or None,
+        webhook_url=webhook.get_secret_value() if webhook else None,
+        smtp_url=smtp.get_secret_value() if smtp else None,
+        email_to=values.alert_email_to,
+        email_from=values.alert_email_from,
+        dagster_url=values.dagster_url.rstrip("/") if values.dagster_url else None,
     )

@@ -44,6 +44,11 @@ BAD = {
     "PIPELINE_API_TOKEN": ("secret token", "spaces"),
     "PIPELINE_API_READ_TOKEN": ("tab\there", "spaces"),
     "PIPELINE_API_CORS_ORIGINS": ("ui.example", "bad origin"),
+    "PIPELINE_ALERT_WEBHOOK_URL": ("file:///etc/passwd", "http:// or https://"),
+    "PIPELINE_ALERT_SMTP_URL": ("mail.example:25", "smtp://"),
+    "PIPELINE_ALERT_EMAIL_TO": ("ops@example, oncall", "bad e-mail address"),
+    "PIPELINE_ALERT_EMAIL_FROM": ("pipeline platform", "bad e-mail address"),
+    "PIPELINE_DAGSTER_URL": ("dagster:3000", "http:// or https://"),
 }
 
 
