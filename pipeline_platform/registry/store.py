@@ -354,6 +354,8 @@ def _read_state(connection: Connection) -> _State:
             "upsert_key": split_key(row.upsert_key),
             "time_column": row.time_column,
             "max_lag_messages": row.max_lag_messages,
+            "max_lag_seconds": row.max_lag_seconds,
+            "max_dead_letter_ratio": row.max_dead_letter_ratio,
             "freshness_minutes": row.freshness_minutes,
             "mappings": mappings.get(row.topic_name, ()),
         }
@@ -680,6 +682,8 @@ def _write_topic_children(
                 "upsert_key": join_key(table.upsert_key),
                 "time_column": table.time_column,
                 "max_lag_messages": table.max_lag_messages,
+                "max_lag_seconds": table.max_lag_seconds,
+                "max_dead_letter_ratio": table.max_dead_letter_ratio,
                 "freshness_minutes": table.freshness_minutes,
             }
             for name, table in with_table
