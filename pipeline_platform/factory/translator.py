@@ -15,13 +15,13 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 import dagster as dg
 
 from pipeline_platform.factory import naming
+from pipeline_platform.monitoring.checks import check_specs, freshness_policy
 from pipeline_platform.registry.document import (
     DEFAULT_DATA_SOURCE,
     ApiEndpoint,
@@ -243,11 +243,6 @@ class RegistryTranslator:
         }
         if table.time_column:
             metadata["time_column"] = table.time_column
-        freshness = (
-            dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=table.freshness_minutes))
-            if table.freshness_minutes is not None
-            else None
-        )
         return dg.AssetSpec(
             key=naming.table_key(table.data_source, table.name),
             description=f"Ingested from Kafka topic {topic.name}",
@@ -255,24 +250,14 @@ class RegistryTranslator:
             group_name=group_name,
             kinds={_KIND_BY_SOURCE.get(source_kind, "postgres"), "table"},
             metadata=metadata,
-            freshness_policy=freshness,
+            freshness_policy=freshness_policy(table),
         )
 
     def get_table_check_specs(
         self, key: dg.AssetKey, table: TableConfig
     ) -> list[dg.AssetCheckSpec]:
-        """Return the asset checks of a table: lag under ``max_lag_messages`` when set."""
-        if table.max_lag_messages is None:
-            return []
-        return [
-            dg.AssetCheckSpec(
-                name=naming.MAX_LAG_CHECK_NAME,
-                asset=key,
-                description=(
-                    f"Messages left to ingest after a run stay under {table.max_lag_messages}"
-                ),
-            )
-        ]
+        """Return the asset checks of a table (see ``pipeline_platform.monitoring.checks``)."""
+        return check_specs(key, table)
 
     # -- whole document --------------------------------------------------------------------
 
