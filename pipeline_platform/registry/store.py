@@ -883,6 +883,7 @@ def _preset_row(preset: Preset) -> dict[str, Any]:
     }
 
 
+
 def _apply_simple(
     connection: Connection,
     table: Table,
