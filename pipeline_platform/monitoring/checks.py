@@ -236,7 +236,10 @@ def run_verdicts(
     result: Any,
     day: tuple[int, int] | None,
 ) -> list[Verdict]:
-    """Return the verdicts of every check of a table after an ingestion run.
+    """Return the verdicts of a table's checks after an ingestion run.
+
+    Lag in seconds is left to the sensor ticks: a run cannot tell the age of what arrives
+    while it ends, and a momentary 0 would hide a table that is steadily behind.
 
     Args:
         table: The table configuration.
@@ -247,7 +250,6 @@ def run_verdicts(
     lag = int(result.lag_left)
     found = [
         lag_messages_verdict(table, lag),
-        lag_seconds_verdict(table, 0.0) if lag == 0 else None,  # else left to the next tick
         dead_letter_verdict(table, (dead, messages), day),
         retention_verdict(dict(getattr(result, "retention_lost", {})), pending=False),
     ]
