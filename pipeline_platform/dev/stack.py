@@ -48,8 +48,8 @@ DEV_ENVIRONMENT = {
 }
 
 #: Demo topics produced late on purpose (seconds behind): the demo registry gives the first a
-#: ``max_lag_seconds`` of 900, so its table's lag check warns from the first sensor tick.
-DEMO_LATE_TOPICS = {"device.health.heartrate.raw": 600.0}
+#: ``max_lag_seconds`` of 1800, so its table's lag check warns from the first sensor tick.
+DEMO_LATE_TOPICS = {"device.health.heartrate.raw": 1200.0}
 
 _DAGSTER_STOP_SECONDS = 90.0
 

@@ -21,6 +21,7 @@ from pipeline_platform.factory import naming
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.monitoring.checks import run_verdicts
 from pipeline_platform.monitoring.dagster_state import last_day_totals
+from pipeline_platform.monitoring.tick import lag_seconds_after_run
 from pipeline_platform.resources import KafkaResource, WarehouseResource
 
 if TYPE_CHECKING:
@@ -177,9 +178,10 @@ def _ingestion_part(
             name = key.to_user_string()
             context.log.info(f"Ingesting {target.topic.name} into {name}")
             try:
+                warehouse_url = warehouse.url_for(target.table.data_source, target.data_source)
                 result = run(
                     target.topic,
-                    warehouse_url=warehouse.url_for(target.table.data_source, target.data_source),
+                    warehouse_url=warehouse_url,
                     kafka_config=kafka_config,
                     run_id=context.run.run_id,
                     max_messages=max_messages,
@@ -193,7 +195,15 @@ def _ingestion_part(
             if day is not None:
                 day = (day[0] + int(result.dead_letters), day[1] + int(result.messages))
             yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(result))
-            for verdict in run_verdicts(target.table, result, day):
+            age = None
+            if dg.AssetCheckKey(key, naming.MAX_LAG_SECONDS_CHECK_NAME) in selected_checks:
+                age = lag_seconds_after_run(
+                    target.topic,
+                    warehouse_url=warehouse_url,
+                    kafka_config=kafka_config,
+                    lag_left=int(result.lag_left),
+                )
+            for verdict in run_verdicts(target.table, result, day, age):
                 if dg.AssetCheckKey(key, verdict.check_name) in selected_checks:
                     yield verdict.as_result(key)
         if failures:

@@ -235,21 +235,21 @@ def run_verdicts(
     table: TableConfig,
     result: Any,
     day: tuple[int, int] | None,
+    age: float | None = None,
 ) -> list[Verdict]:
     """Return the verdicts of a table's checks after an ingestion run.
-
-    Lag in seconds is left to the sensor ticks: a run cannot tell the age of what arrives
-    while it ends, and a momentary 0 would hide a table that is steadily behind.
 
     Args:
         table: The table configuration.
         result: The run's ``IngestionResult`` (messages, dead letters, rows, lag left, losses).
         day: ``(dead_letters, messages)`` over the last 24 hours including this run.
+        age: Lag in seconds right after the run, when read.
     """
     messages, dead = int(result.messages), int(result.dead_letters)
     lag = int(result.lag_left)
     found = [
         lag_messages_verdict(table, lag),
+        lag_seconds_verdict(table, age),
         dead_letter_verdict(table, (dead, messages), day),
         retention_verdict(dict(getattr(result, "retention_lost", {})), pending=False),
     ]

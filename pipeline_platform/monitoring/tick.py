@@ -21,7 +21,7 @@ import orjson
 
 from pipeline_platform.factory import naming
 from pipeline_platform.monitoring import checks
-from pipeline_platform.registry.document import TableConfig
+from pipeline_platform.registry.document import TableConfig, Topic
 
 if TYPE_CHECKING:  # the Kafka client is imported by the first tick, not at definitions load
     from pipeline_platform.ingestion.lag import PartitionLag
@@ -85,6 +85,26 @@ def lag_seconds(
         else:
             ages[topic] = None
     return ages
+
+
+def lag_seconds_after_run(
+    topic: Topic, *, warehouse_url: str, kafka_config: Mapping[str, Any], lag_left: int
+) -> float | None:
+    """Return the lag in seconds of a table right after its run (0 when nothing is left).
+
+    Reads the stored and end offsets again and the Kafka timestamp of the oldest message left,
+    as a tick does; None when they cannot be read.
+    """
+    if lag_left <= 0:
+        return 0.0
+    from pipeline_platform.ingestion.lag import read_lag
+
+    try:
+        lags = read_lag(topic, warehouse_url=warehouse_url, kafka_config=dict(kafka_config))
+    except Exception:
+        logger.warning("Lag of %s not read after the run", topic.name, exc_info=True)
+        return None
+    return lag_seconds({topic.name: lags}, kafka_config).get(topic.name)
 
 
 def _parse_cursor(cursor: str | None) -> tuple[float | None, dict[str, int]]:
