@@ -13,7 +13,9 @@ warns from the first sensor tick.
 
 Before capturing, the script waits (through the webserver's GraphQL API) until the check has at
 least ``--points`` evaluations and the latest one failed, so the plot has several points and
-the warning shows; then it opens the page and waits until the plots are drawn.
+the warning shows, and until the ``--others`` checks have a finished latest execution (a run
+in progress shows its checks as in progress); then it opens the page and waits until the plots
+are drawn. A capture that overlapped a new run is taken again.
 
 With ``--url`` the webserver at that address is used; without it the local stack is started
 (``pipeline-platform dev``) and stopped afterwards, as ``screenshot_lineage.py`` does, whose
@@ -47,6 +49,10 @@ from screenshot_lineage import (
 
 DEFAULT_ASSET = "warehouse/device_health_heartrate_raw"
 DEFAULT_CHECK = "max_lag_seconds"
+FINISHED = ("SUCCEEDED", "FAILED")
+DEFAULT_OTHERS = "dead_letter_ratio,max_lag_messages,retention_loss"
+ATTEMPTS = 5
+"""Captures tried until none overlaps a run (a run shows its checks as in progress)."""
 COUNT_PLOTS_JS = "document.querySelectorAll('canvas').length"
 EXECUTIONS_QUERY = """
 query Executions($key: AssetKeyInput!, $check: String!, $limit: Int!) {
@@ -74,20 +80,38 @@ def check_executions(url: str, asset: str, check: str, limit: int) -> list[dict[
     return list((data.get("data") or {}).get("assetCheckExecutions") or [])
 
 
-def wait_for_evaluations(url: str, asset: str, check: str, points: int, timeout: float) -> str:
-    """Wait until ``check`` has ``points`` evaluations and the latest failed; return severity."""
+def _resolved(url: str, asset: str, checks: Sequence[str]) -> list[str]:
+    """Return the checks among ``checks`` whose latest execution is not finished."""
+    pending = []
+    for name in checks:
+        latest = check_executions(url, asset, name, 1)
+        if not latest or latest[0]["status"] not in FINISHED:
+            pending.append(name)
+    return pending
+
+
+def wait_for_evaluations(
+    url: str, asset: str, check: str, points: int, others: Sequence[str], timeout: float
+) -> str:
+    """Wait for ``points`` evaluations of ``check``, the latest failed, ``others`` finished.
+
+    Returns:
+        The severity of the latest evaluation of ``check``.
+    """
     deadline = time.monotonic() + timeout
     seen: list[dict[str, Any]] = []
+    pending = list(others)
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):
             seen = check_executions(url, asset, check, points)
-        if len(seen) >= points and seen[0]["status"] == "FAILED":
+            pending = _resolved(url, asset, others)
+        if len(seen) >= points and seen[0]["status"] == "FAILED" and not pending:
             return str((seen[0].get("evaluation") or {}).get("severity") or "")
         time.sleep(2.0)
     latest = seen[0]["status"] if seen else "none"
     raise RuntimeError(
-        f"{asset} {check}: {len(seen)} evaluation(s), latest {latest}, after {timeout:g} s "
-        f"(wanted {points} and a failed latest one)"
+        f"{asset} {check}: {len(seen)} evaluation(s), latest {latest}, checks not finished "
+        f"{pending}, after {timeout:g} s (wanted {points}, a failed latest one, all finished)"
     )
 
 
@@ -145,6 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--asset", default=DEFAULT_ASSET, help="table asset key (a/b)")
     parser.add_argument("--check", default=DEFAULT_CHECK, help="check to open")
     parser.add_argument("--points", type=int, default=5, help="evaluations to wait for")
+    parser.add_argument(
+        "--others",
+        default=DEFAULT_OTHERS,
+        help="comma-separated checks of the asset whose latest execution must be finished",
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/monitoring.png"))
     parser.add_argument("--chromium", help="Chromium executable (default: chromium on PATH)")
     parser.add_argument("--width", type=int, default=1600)
@@ -155,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--events-per-second", type=float, default=100.0, help="demo events of a started stack"
     )
     args = parser.parse_args(argv)
+    others = [name for name in args.others.split(",") if name]
     try:
         executable = find_chromium(args.chromium)
         with contextlib.ExitStack() as stack:
@@ -163,17 +193,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if args.url:
                 wait_for_webserver(base, args.timeout, None)
-            severity = wait_for_evaluations(base, args.asset, args.check, args.points, args.timeout)
             page_url = base.rstrip("/") + checks_path(args.asset, args.check)
-            plots = capture(
-                page_url,
-                args.output,
-                executable=executable,
-                width=args.width,
-                height=args.height,
-                timeout=args.timeout,
-                settle=args.settle,
-            )
+            for _attempt in range(ATTEMPTS):
+                severity = wait_for_evaluations(
+                    base, args.asset, args.check, args.points, others, args.timeout
+                )
+                plots = capture(
+                    page_url,
+                    args.output,
+                    executable=executable,
+                    width=args.width,
+                    height=args.height,
+                    timeout=args.timeout,
+                    settle=args.settle,
+                )
+                latest = check_executions(base, args.asset, args.check, 1)
+                if (
+                    latest
+                    and latest[0]["status"] == "FAILED"
+                    and not _resolved(base, args.asset, others)
+                ):
+                    break  # no run started meanwhile: the page shows every outcome
     except (RuntimeError, TimeoutError, OSError) as error:
         sys.stderr.write(f"screenshot_monitoring: {error}\n")
         return 1
