@@ -47,6 +47,10 @@ DEV_ENVIRONMENT = {
     "PIPELINE_KAFKA_SENSOR_MAX_RUNS": "8",
 }
 
+#: Demo topics produced late on purpose (seconds behind): the demo registry gives the first a
+#: ``max_lag_seconds`` of 1800, so its table's lag check warns from the first sensor tick.
+DEMO_LATE_TOPICS = {"device.health.heartrate.raw": 1200.0}
+
 _DAGSTER_STOP_SECONDS = 90.0
 
 DEV_INSTANCE_YAML = """\
@@ -318,7 +322,12 @@ def run_dev_stack(
             if events_per_second > 0:
                 from pipeline_platform.dev.producer import DemoProducer
 
-                producer = DemoProducer(document.topics, settings.kafka_config(), events_per_second)
+                producer = DemoProducer(
+                    document.topics,
+                    settings.kafka_config(),
+                    events_per_second,
+                    late_seconds=DEMO_LATE_TOPICS,
+                )
                 producer.start()
                 stack.enter_context(_stopping(producer.stop))
                 progress(f"producing about {events_per_second:g} demo events/s")

@@ -10,6 +10,7 @@ load). Parts of ``TABLES_PER_PART`` tables make it N × 500. A registry of up to
 one part, ``ingest_tables``, exactly as before.
 """
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,6 +19,9 @@ from pydantic import Field
 
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.translator import TableTarget
+from pipeline_platform.monitoring.checks import run_verdicts
+from pipeline_platform.monitoring.dagster_state import last_day_totals
+from pipeline_platform.monitoring.tick import lag_seconds_after_run
 from pipeline_platform.resources import KafkaResource, WarehouseResource
 
 if TYPE_CHECKING:
@@ -70,8 +74,9 @@ def materialization_metadata(result: "IngestionResult") -> dict[str, Any]:
 
     Returns:
         Rows written, dead letters, messages, seconds, messages/s, lag left, messages lost to
-        retention (when any), per partition the ingested offset range, and the run's last few
-        dead letters (``last_dead_letters``: reason kind, partition@offset, reason).
+        retention (with the deleted offsets per partition when any), per partition the ingested
+        offset range, and the run's last few dead letters (``last_dead_letters``: reason kind,
+        partition@offset, reason).
     """
     metadata: dict[str, Any] = {
         "rows_written": int(result.rows_written),
@@ -81,9 +86,9 @@ def materialization_metadata(result: "IngestionResult") -> dict[str, Any]:
         "messages_per_second": round(float(result.messages_per_second), 1),
         "lag_left": int(result.lag_left),
     }
-    lost = int(getattr(result, "gaps", 0))
-    if lost:
-        metadata["retention_lost"] = lost
+    metadata["messages_lost_to_retention"] = int(getattr(result, "gaps", 0))
+    for partition, (first, last) in sorted(getattr(result, "retention_lost", {}).items()):
+        metadata[f"retention_lost/partition_{partition}"] = f"offsets {first}..{last}"
     for partition, (start, end) in sorted(result.offsets.items()):
         metadata[f"offsets/partition_{partition}/from"] = int(start)
         metadata[f"offsets/partition_{partition}/to"] = int(end)
@@ -130,7 +135,7 @@ def build_ingestion_assets(
     Args:
         targets: Ingestion targets, one per table spec.
         specs: The table asset specs.
-        check_specs: Asset checks on the tables (lag thresholds).
+        check_specs: Asset checks on the tables (``pipeline_platform.monitoring.checks``).
         ingest: The ingestion function; the ingestion service's ``ingest_table`` by default.
         tables_per_part: Most tables per multi-asset; ``TABLES_PER_PART`` by default.
 
@@ -163,13 +168,6 @@ def _ingestion_part(
     check_specs: Sequence[dg.AssetCheckSpec],
     ingest: IngestFn | None,
 ) -> dg.AssetsDefinition:
-    targets = by_key.values()
-    thresholds = {
-        target.key: target.table.max_lag_messages
-        for target in targets
-        if target.table.max_lag_messages is not None
-    }
-
     @dg.multi_asset(
         name=op_name,
         specs=list(specs),
@@ -195,9 +193,10 @@ def _ingestion_part(
             name = key.to_user_string()
             context.log.info(f"Ingesting {target.topic.name} into {name}")
             try:
+                warehouse_url = warehouse.url_for(target.table.data_source, target.data_source)
                 result = run(
                     target.topic,
-                    warehouse_url=warehouse.url_for(target.table.data_source, target.data_source),
+                    warehouse_url=warehouse_url,
                     kafka_config=kafka_config,
                     run_id=context.run.run_id,
                     max_messages=max_messages,
@@ -207,17 +206,21 @@ def _ingestion_part(
                 context.log.error(f"Ingestion of {name} failed: {_one_line(error)}")
                 failures.append(name)
                 continue
+            day = last_day_totals(context.instance, key, time.time())
+            if day is not None:
+                day = (day[0] + int(result.dead_letters), day[1] + int(result.messages))
             yield dg.MaterializeResult(asset_key=key, metadata=materialization_metadata(result))
-            check_key = dg.AssetCheckKey(key, naming.MAX_LAG_CHECK_NAME)
-            if key in thresholds and check_key in selected_checks:
-                threshold = thresholds[key]
-                yield dg.AssetCheckResult(
-                    asset_key=key,
-                    check_name=naming.MAX_LAG_CHECK_NAME,
-                    passed=int(result.lag_left) <= threshold,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={"lag_left": int(result.lag_left), "max_lag_messages": threshold},
+            age = None
+            if dg.AssetCheckKey(key, naming.MAX_LAG_SECONDS_CHECK_NAME) in selected_checks:
+                age = lag_seconds_after_run(
+                    target.topic,
+                    warehouse_url=warehouse_url,
+                    kafka_config=kafka_config,
+                    lag_left=int(result.lag_left),
                 )
+            for verdict in run_verdicts(target.table, result, day, age):
+                if dg.AssetCheckKey(key, verdict.check_name) in selected_checks:
+                    yield verdict.as_result(key)
         if failures:
             raise dg.Failure(
                 f"Ingestion failed for {len(failures)} table(s): {', '.join(failures)}",

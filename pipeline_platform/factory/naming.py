@@ -26,6 +26,10 @@ RELOAD_SENSOR_NAME = "registry_reload_sensor"
 TABLE_TAG = "pipeline_platform/table"
 TOPIC_TAG = "pipeline_platform/topic"
 MAX_LAG_CHECK_NAME = "max_lag_messages"
+MAX_LAG_SECONDS_CHECK_NAME = "max_lag_seconds"
+DEAD_LETTER_CHECK_NAME = "dead_letter_ratio"
+RETENTION_CHECK_NAME = "retention_loss"
+ROWS_GROWING_CHECK_NAME = "rows_growing"
 
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_]+")
 

@@ -15,6 +15,12 @@ import dagster as dg
 from pipeline_platform.config import DEFAULT_LOCATION_NAME, DEFAULTS, read_environment
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.translator import TableTarget
+from pipeline_platform.monitoring.tick import (
+    EVENT_TIME_TIMEOUT,
+    WatchedTable,
+    lag_seconds,
+    tick_report,
+)
 from pipeline_platform.resources import KafkaResource, RegistryResource, WarehouseResource
 
 
@@ -98,12 +104,15 @@ def evaluate_lag(
     options: LagSensorOptions,
     read_lags: ReadLagsFn | None = None,
     broker_unavailable: type[Exception] | None = None,
+    read_ages: Callable[..., Mapping[str, float | None]] = lag_seconds,
 ) -> dg.SensorResult:
     """One tick of a Kafka lag sensor.
 
     Reads the lag of every active table's topic (stored offset → end offset per partition) in
-    one batched call, observes it on the topic asset and requests an ingestion run for each
-    lagging table that has no run in flight. Stops with a ``SkipReason`` naming the brokers when
+    one batched call, observes it on the topic asset (with the lag in seconds and the produce
+    rate), reports the lag and retention checks of every table without a run
+    (``pipeline_platform.monitoring.tick``) and requests an ingestion run for each lagging table
+    that has no run in flight. Stops with a ``SkipReason`` naming the brokers when
     they are unreachable.
 
     Args:
@@ -114,9 +123,10 @@ def evaluate_lag(
         options: Polling limits.
         read_lags: The batched lag reader; the ingestion service's ``read_lags`` by default.
         broker_unavailable: The exception ``read_lags`` raises when brokers are down.
+        read_ages: Reads topic → lag in seconds (Kafka timestamps of the oldest pending).
 
     Returns:
-        Run requests and lag observations, or a skip reason.
+        Run requests, or a skip reason, with the observations, check evaluations and cursor.
     """
     if read_lags is None or broker_unavailable is None:
         from pipeline_platform.ingestion import service
@@ -144,8 +154,8 @@ def evaluate_lag(
                 "no run requested. Retrying on the next tick."
             )
         )
-    observations: list[dg.AssetObservation] = []
     lagging: list[tuple[int, TableTarget, Mapping[int, Any]]] = []
+    watched: list[WatchedTable] = []
     errors: list[str] = []
     for target in active:
         failure = failures.get(target.topic.name)
@@ -153,19 +163,14 @@ def evaluate_lag(
             errors.append(f"{target.key.to_user_string()}: {type(failure).__name__}: {failure}")
             continue
         lag = lags.get(target.topic.name, {})
+        watched.append(WatchedTable(target.key, target.topic.name, target.table, lag))
         total = sum(max(0, p.end - p.stored) for p in lag.values())
-        observations.append(
-            dg.AssetObservation(
-                asset_key=naming.topic_key(target.topic.name),
-                metadata={
-                    "lag_messages": total,
-                    "lagging_partitions": sum(1 for p in lag.values() if p.end > p.stored),
-                    "end_offset_total": sum(p.end for p in lag.values()),
-                },
-            )
-        )
         if total >= options.min_lag_messages and target.key.to_user_string() not in in_flight:
             lagging.append((total, target, lag))
+    timeout = min(options.lag_timeout_seconds, EVENT_TIME_TIMEOUT)
+    ages = read_ages({t.topic: t.partitions for t in watched}, kafka.client_config(), timeout)
+    report = tick_report(watched, ages, context.cursor)
+    observations = report.events
     for error_text in errors:
         context.log.warning(f"Lag not read for {error_text}")
     lagging.sort(key=lambda item: -item[0])
@@ -183,11 +188,15 @@ def evaluate_lag(
         for _, target, lag in lagging[: options.max_runs_per_tick]
     ]
     if requests:
-        return dg.SensorResult(run_requests=requests, asset_events=observations)
+        return dg.SensorResult(
+            run_requests=requests, asset_events=observations, cursor=report.cursor
+        )
     reason = f"No table lagging among {len(targets)} polled"
     if errors:
         reason += f"; lag not read for {len(errors)} table(s): {errors[0]}"
-    return dg.SensorResult(skip_reason=dg.SkipReason(reason), asset_events=observations)
+    return dg.SensorResult(
+        skip_reason=dg.SkipReason(reason), asset_events=observations, cursor=report.cursor
+    )
 
 
 def _warehouse_urls(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +29,7 @@ from pipeline_platform.factory.translated import (
     TableTarget,
     TranslatedRegistry,
 )
+from pipeline_platform.monitoring.checks import check_specs, freshness_policy
 from pipeline_platform.registry.document import (
     ApiEndpoint,
     DataSource,
@@ -242,12 +242,8 @@ class RegistryTranslator:
         return metadata
 
     def get_table_freshness_policy(self, table: TableConfig) -> dg.FreshnessPolicy | None:
-        """Return a time-window freshness policy of ``freshness_minutes``, when set."""
-        if table.freshness_minutes is None:
-            return None
-        return dg.FreshnessPolicy.time_window(
-            fail_window=timedelta(minutes=table.freshness_minutes)
-        )
+        """Return the freshness policy of ``freshness_minutes`` (warning window included)."""
+        return freshness_policy(table)
 
     def get_table_spec(
         self, topic: Topic, table: TableConfig, data_source: DataSource | None, group_name: str
@@ -274,18 +270,8 @@ class RegistryTranslator:
     def get_table_check_specs(
         self, key: dg.AssetKey, table: TableConfig
     ) -> list[dg.AssetCheckSpec]:
-        """Return the asset checks of a table: lag under ``max_lag_messages`` when set."""
-        if table.max_lag_messages is None:
-            return []
-        return [
-            dg.AssetCheckSpec(
-                name=naming.MAX_LAG_CHECK_NAME,
-                asset=key,
-                description=(
-                    f"Messages left to ingest after a run stay under {table.max_lag_messages}"
-                ),
-            )
-        ]
+        """Return the asset checks of a table (see ``pipeline_platform.monitoring.checks``)."""
+        return check_specs(key, table)
 
     # -- whole document --------------------------------------------------------------------
 

@@ -32,15 +32,25 @@ StoredKey = tuple[str, str]  # (asset_key, topic)
 
 @dataclass(frozen=True)
 class PartitionLag:
-    """A partition's stored next offset (or where ingestion would start) and its end offset."""
+    """A partition's stored next offset (or where ingestion would start) and its end offset.
+
+    ``lost_from`` is the stored offset when retention deleted it and later messages before they
+    were ingested (``stored`` is then the low watermark, where ingestion will resume).
+    """
 
     stored: int
     end: int
+    lost_from: int | None = None
 
     @property
     def lag(self) -> int:
         """Messages not yet ingested."""
         return max(0, self.end - self.stored)
+
+    @property
+    def lost(self) -> tuple[int, int] | None:
+        """The ``(first, last)`` offsets deleted before ingestion, or None."""
+        return None if self.lost_from is None else (self.lost_from, self.stored - 1)
 
 
 def read_lags(
@@ -82,10 +92,18 @@ def read_lags(
         assert topic.table is not None
         known = stored.get((asset_key_of(topic.table), topic.name), {})
         result[topic.name] = {
-            partition: PartitionLag(stored=max(known.get(partition, low), low), end=high)
+            partition: _partition_lag(known.get(partition), low, high)
             for partition, (low, high) in sorted(marks.get(topic.name, {}).items())
         }
     return result
+
+
+def _partition_lag(stored: int | None, low: int, high: int) -> PartitionLag:
+    if stored is None:
+        return PartitionLag(stored=low, end=high)
+    return PartitionLag(
+        stored=max(stored, low), end=high, lost_from=stored if stored < low else None
+    )
 
 
 def _unique_with_tables(topics: Iterable[Topic], failed: dict[str, Exception]) -> list[Topic]:

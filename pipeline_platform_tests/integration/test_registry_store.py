@@ -115,7 +115,7 @@ def test_migration_creates_tables_views_and_module_catalog(engine: Engine) -> No
     inspector = inspect(engine)
     assert set(TABLES) <= set(inspector.get_table_names())
     assert set(inspector.get_view_names()) >= {"v_active_topics", "v_topic_dependencies"}
-    assert schema_revision(engine) == head_revision() == "0003"
+    assert schema_revision(engine) == head_revision() == "0004"
     with engine.connect() as connection:
         rows = connection.execute(select(modules.c.name, modules.c.kind)).all()
         diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -147,9 +148,15 @@ def test_table_spec(translated: TranslatedRegistry) -> None:
     }
     assert wifi.description == "Ingested from Kafka topic device.network.wifi.raw"
     assert wifi.freshness_policy is not None
-    [check] = translated.table_checks
-    assert check.key.name == "max_lag_messages"
-    assert check.description == "Messages left to ingest after a run stay under 100000"
+    assert wifi.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=15)
+    assert wifi.freshness_policy.warn_window.to_timedelta() == timedelta(minutes=7, seconds=30)
+    checks = {(c.asset_key.to_user_string(), c.name): c for c in translated.table_checks}
+    wifi_checks = sorted(n for k, n in checks if k == "warehouse/device_network_wifi_raw")
+    assert wifi_checks == ["dead_letter_ratio", "max_lag_messages", "retention_loss"]
+    lag = checks[("warehouse/device_network_wifi_raw", "max_lag_messages")]
+    assert lag.description is not None and "WARN above 50000, ERROR above 100000" in lag.description
+    words_checks = sorted(n for k, n in checks if k == "warehouse/transcribed_words")
+    assert words_checks == ["dead_letter_ratio", "retention_loss", "rows_growing"]
     words = _specs(translated)["warehouse/transcribed_words"]
     assert words.metadata["mode"] == "append"
     assert words.freshness_policy is None

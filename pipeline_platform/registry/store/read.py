@@ -126,6 +126,8 @@ def read_state(connection: Connection) -> StoredState:
             "upsert_key": split_key(row.upsert_key),
             "time_column": row.time_column,
             "max_lag_messages": row.max_lag_messages,
+            "max_lag_seconds": row.max_lag_seconds,
+            "max_dead_letter_ratio": row.max_dead_letter_ratio,
             "freshness_minutes": row.freshness_minutes,
             "mappings": mappings.get(row.topic_name, ()),
         }

@@ -76,6 +76,8 @@ def _write_topic_children(
                 "upsert_key": join_key(table.upsert_key),
                 "time_column": table.time_column,
                 "max_lag_messages": table.max_lag_messages,
+                "max_lag_seconds": table.max_lag_seconds,
+                "max_dead_letter_ratio": table.max_dead_letter_ratio,
                 "freshness_minutes": table.freshness_minutes,
             }
             for name, table in with_table
