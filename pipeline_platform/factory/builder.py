@@ -63,8 +63,8 @@ class FactoryOptions:
             for (``PIPELINE_PIPELINE_JOB_BUDGET``); above it, schedules and sensors run the
             shared ``table_pipelines`` job with the pipeline's outputs selected.
         lag: Kafka sensor polling limits (``PIPELINE_INGEST_MAX_MESSAGES`` caps a run,
-            ``PIPELINE_KAFKA_SENSOR_INTERVAL`` spaces ticks, ``PIPELINE_KAFKA_SENSOR_MAX_RUNS``
-            caps run requests per tick, largest lag first).
+            ``PIPELINE_KAFKA_SENSOR_INTERVAL`` spaces ticks; packing settings from
+            :class:`~pipeline_platform.config.Settings`).
     """
 
     kafka_sensor_running: bool = False
@@ -80,6 +80,7 @@ class FactoryOptions:
         """Read the options from the environment (call at load time, never at import time)."""
         env = os.environ if environ is None else environ
         defaults = cls()
+        settings = load_settings(env)
         lag = replace(
             defaults.lag,
             max_messages_per_run=_int(
@@ -89,9 +90,9 @@ class FactoryOptions:
             interval_seconds=_int(
                 env, "PIPELINE_KAFKA_SENSOR_INTERVAL", defaults.lag.interval_seconds
             ),
-            max_runs_per_tick=max(
-                1, _int(env, "PIPELINE_KAFKA_SENSOR_MAX_RUNS", defaults.lag.max_runs_per_tick)
-            ),
+            max_runs_per_tick=settings.kafka_sensor_max_runs,
+            max_tables_per_run=settings.ingest_run_max_tables,
+            max_messages_per_packed_run=settings.ingest_run_max_messages,
         )
         return cls(
             kafka_sensor_running=_flag(env, "PIPELINE_KAFKA_SENSOR_RUNNING", False),
