@@ -262,8 +262,8 @@ def main() -> None:
         print(describe(f"{args.tables} tables x {args.per_table:,} in one run", packed))
 
         consume_rate = total / plain_consume(bootstrap, [topics[n].name for n in names], total)
-        all_values = [v for name in names for v in values[name]]
-        copy_rate = total / plain_copy(warehouse_url, topics["t1"], all_values)
+        copy_seconds = sum(plain_copy(warehouse_url, topics[n], values[n]) for n in names)
+        copy_rate = total / copy_seconds
         limit = min(consume_rate, copy_rate)
         print(
             f"limit of the same {total:,} messages: plain consumer {consume_rate:,.0f} msg/s, "
