@@ -104,6 +104,28 @@ def test_job_execute_runs_steps_in_process_and_reads_registry_once(tmp_path: Pat
 
 
 @pytest.mark.timeout(300)
+def test_asset_materialize_reads_registry_once(tmp_path: Path) -> None:
+    """``dagster asset materialize`` loads, then reconstructs without metadata: still one read."""
+    env = _env(tmp_path)
+    select = "warehouse/device_audio_raw,warehouse/device_network_wifi_raw"
+    # As users run it: ``-m`` without ``-a`` (the CLI then reconstructs without metadata).
+    command = [_dagster(), "asset", "materialize", "-m", __name__]
+    out = subprocess.run(
+        [*command, "--select", select],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = _log(env)
+    reads = [line for line in log if line.startswith("read")]
+    ingests = [line for line in log if line.startswith("ingest")]
+    assert len(ingests) == 2
+    assert len(reads) == 1, log
+
+
+@pytest.mark.timeout(300)
 def test_launched_run_through_code_server_reads_registry_once(tmp_path: Path) -> None:
     """Code server → run worker → step worker, as in production."""
     env = _env(tmp_path)
