@@ -93,7 +93,19 @@ class EnvironmentSettings(BaseModel):
         "PIPELINE_KAFKA_SENSOR_INTERVAL", 30, "seconds between Kafka lag sensor ticks", ge=1
     )
     kafka_sensor_max_runs: int = _env(
-        "PIPELINE_KAFKA_SENSOR_MAX_RUNS", 100, "most run requests per sensor tick", ge=1
+        "PIPELINE_KAFKA_SENSOR_MAX_RUNS", 8, "most ingestion runs one sensor tick requests", ge=1
+    )
+    ingest_run_max_tables: int = _env(
+        "PIPELINE_INGEST_RUN_MAX_TABLES",
+        50,
+        "most tables sharing one ingestion run (1: a run per table)",
+        ge=1,
+    )
+    ingest_run_max_messages: int = _env(
+        "PIPELINE_INGEST_RUN_MAX_MESSAGES",
+        100_000,
+        "message budget of a shared ingestion run; a table lagging by more runs alone",
+        ge=1,
     )
     ingest_max_messages: int = _env(
         "PIPELINE_INGEST_MAX_MESSAGES",

@@ -24,6 +24,8 @@ KAFKA_SENSOR_NAME = "kafka_lag_sensor"
 RELOAD_SENSOR_NAME = "registry_reload_sensor"
 
 TABLE_TAG = "pipeline_platform/table"
+TABLES_TAG = "pipeline_platform/tables"
+INGESTION_TAG = "pipeline_platform/ingestion"
 TOPIC_TAG = "pipeline_platform/topic"
 MAX_LAG_CHECK_NAME = "max_lag_messages"
 MAX_LAG_SECONDS_CHECK_NAME = "max_lag_seconds"

@@ -14,6 +14,12 @@ import dagster as dg
 
 from pipeline_platform.config import DEFAULT_LOCATION_NAME, DEFAULTS, read_environment
 from pipeline_platform.factory import naming
+from pipeline_platform.factory.packing import (
+    LaggingTable,
+    in_flight_tables,
+    plan_runs,
+    run_request,
+)
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.monitoring.tick import (
     EVENT_TIME_TIMEOUT,
@@ -40,14 +46,6 @@ class ReadLagsFn(Protocol):
         ...
 
 
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
 @dataclass(frozen=True)
 class LagSensorOptions:
     """How the Kafka lag sensor polls and what it asks for.
@@ -57,7 +55,10 @@ class LagSensorOptions:
         lag_timeout_seconds: Broker timeout of the one batched lag read of a tick.
         min_lag_messages: Lag (messages) from which a table gets a run.
         max_messages_per_run: Cap on messages per table per run (run config).
-        max_runs_per_tick: Most run requests per tick (largest lag first).
+        max_runs_per_tick: Most run requests per tick.
+        max_tables_per_run: Most tables sharing one run (1 = a run per table).
+        max_messages_per_packed_run: Message budget of a shared run; a table lagging by at
+            least this many messages gets a run of its own.
     """
 
     interval_seconds: int = DEFAULTS.kafka_sensor_interval
@@ -65,34 +66,14 @@ class LagSensorOptions:
     min_lag_messages: int = 1
     max_messages_per_run: int | None = DEFAULTS.ingest_max_messages
     max_runs_per_tick: int = DEFAULTS.kafka_sensor_max_runs
+    max_tables_per_run: int = DEFAULTS.ingest_run_max_tables
+    max_messages_per_packed_run: int = DEFAULTS.ingest_run_max_messages
 
 
 def shard_of(key: dg.AssetKey, shards: int) -> int:
     """Return the stable shard (0-based) of a table key among ``shards`` sensors."""
     digest = hashlib.blake2b(key.to_user_string().encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % max(shards, 1)
-
-
-def run_key_for(key: dg.AssetKey, lag: Mapping[int, Any]) -> str:
-    """Return a run key unique to a table and its offset ranges (stored → end per partition)."""
-    ranges = ",".join(f"{p}:{lag[p].stored}-{lag[p].end}" for p in sorted(lag))
-    digest = hashlib.sha256(ranges.encode()).hexdigest()[:20]
-    return f"{key.to_user_string()}@{digest}"
-
-
-def ingestion_run_config(max_messages: int | None) -> dict[str, Any]:
-    """Return the run config that caps messages per table of an ingestion run."""
-    if max_messages is None:
-        return {}
-    return {"ops": {naming.INGESTION_OP_NAME: {"config": {"max_messages": max_messages}}}}
-
-
-def _in_flight_tables(instance: dg.DagsterInstance) -> set[str]:
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(job_name=naming.INGESTION_JOB_NAME, statuses=_IN_FLIGHT),
-        limit=5_000,
-    )
-    return {run.tags[naming.TABLE_TAG] for run in runs if naming.TABLE_TAG in run.tags}
 
 
 def evaluate_lag(
@@ -111,9 +92,10 @@ def evaluate_lag(
     Reads the lag of every active table's topic (stored offset → end offset per partition) in
     one batched call, observes it on the topic asset (with the lag in seconds and the produce
     rate), reports the lag and retention checks of every table without a run
-    (``pipeline_platform.monitoring.tick``) and requests an ingestion run for each lagging table
-    that has no run in flight. Stops with a ``SkipReason`` naming the brokers when
-    they are unreachable.
+    (``pipeline_platform.monitoring.tick``) and requests at most ``options.max_runs_per_tick``
+    ingestion runs for the lagging tables that are in no run in flight, small ones packed
+    together (:mod:`~pipeline_platform.factory.packing`). Stops with a ``SkipReason`` naming
+    the brokers when they are unreachable.
 
     Args:
         context: The sensor context.
@@ -138,7 +120,7 @@ def evaluate_lag(
     active = [target for target in targets if target.topic.active]
     failures: dict[str, Exception] = {}
     urls = _warehouse_urls(warehouse, active, failures)
-    in_flight = _in_flight_tables(context.instance)
+    in_flight = in_flight_tables(context.instance, targets)
     try:
         lags = read_lags(
             [target.topic for target in active if target.topic.name not in failures],
@@ -154,8 +136,9 @@ def evaluate_lag(
                 "no run requested. Retrying on the next tick."
             )
         )
-    lagging: list[tuple[int, TableTarget, Mapping[int, Any]]] = []
+    lagging: list[LaggingTable] = []
     watched: list[WatchedTable] = []
+    waiting = 0  # lagging tables already in a queued or running run
     errors: list[str] = []
     for target in active:
         failure = failures.get(target.topic.name)
@@ -165,33 +148,31 @@ def evaluate_lag(
         lag = lags.get(target.topic.name, {})
         watched.append(WatchedTable(target.key, target.topic.name, target.table, lag))
         total = sum(max(0, p.end - p.stored) for p in lag.values())
-        if total >= options.min_lag_messages and target.key.to_user_string() not in in_flight:
-            lagging.append((total, target, lag))
+        if total >= options.min_lag_messages:
+            if target.key.to_user_string() in in_flight:
+                waiting += 1
+            else:
+                lagging.append(LaggingTable(target, lag, total))
     timeout = min(options.lag_timeout_seconds, EVENT_TIME_TIMEOUT)
     ages = read_ages({t.topic: t.partitions for t in watched}, kafka.client_config(), timeout)
     report = tick_report(watched, ages, context.cursor)
     observations = report.events
     for error_text in errors:
         context.log.warning(f"Lag not read for {error_text}")
-    lagging.sort(key=lambda item: -item[0])
-    requests = [
-        dg.RunRequest(
-            run_key=run_key_for(target.key, lag),
-            job_name=naming.INGESTION_JOB_NAME,
-            asset_selection=[target.key],
-            run_config=ingestion_run_config(options.max_messages_per_run),
-            tags={
-                naming.TABLE_TAG: target.key.to_user_string(),
-                naming.TOPIC_TAG: target.topic.name,
-            },
-        )
-        for _, target, lag in lagging[: options.max_runs_per_tick]
-    ]
+    runs = plan_runs(
+        lagging,
+        max_runs=options.max_runs_per_tick,
+        max_tables=options.max_tables_per_run,
+        max_messages=options.max_messages_per_packed_run,
+    )
+    requests = [run_request(run, options.max_messages_per_run) for run in runs]
     if requests:
         return dg.SensorResult(
             run_requests=requests, asset_events=observations, cursor=report.cursor
         )
     reason = f"No table lagging among {len(targets)} polled"
+    if waiting:
+        reason = f"{waiting} lagging table(s) of {len(targets)} already in a run in flight"
     if errors:
         reason += f"; lag not read for {len(errors)} table(s): {errors[0]}"
     return dg.SensorResult(

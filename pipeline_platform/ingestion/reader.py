@@ -207,7 +207,10 @@ def read_batches(
         want = batch_size - len(batch)
         if remaining > 0:
             want = min(want, remaining)
-        messages: list[Any] = consume(num_messages=want, timeout=0.1)
+        # Ask for no more than is left before the end offsets: ``consume`` returns as soon as it
+        # has ``want`` messages, so a small read does not wait out the timeout (100 ms a table).
+        left = sum(end - position[p] for p, end in pending.items())
+        messages: list[Any] = consume(num_messages=max(1, min(want, left)), timeout=0.1)
         before = len(batch)
         unfinished = len(pending)
         last: dict[int, int] = {}

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jsonschema
-from croniter import croniter
-
 from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
 from pipeline_platform.pipelines.catalog.presets import BUILTIN_PRESETS
 from pipeline_platform.pipelines.conditions import condition_columns
@@ -175,9 +172,17 @@ def output_columns(
     return first
 
 
+def _valid_cron(schedule: str) -> bool:
+    from croniter import croniter  # loads only for a pipeline with a schedule
+
+    return bool(croniter.is_valid(schedule))
+
+
 def _check_config(
     npath: str, module: ModuleSpec, config: dict[str, Any], sources: Mapping[str, str | None]
 ) -> Iterator[Issue]:
+    import jsonschema  # loads only when a pipeline's module config is checked
+
     validator = jsonschema.validators.validator_for(module.config_schema)(module.config_schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     for error in errors:
@@ -235,7 +240,7 @@ def check_pipeline(
         ``(path, reason)`` pairs; empty when the pipeline is valid.
     """
     out: list[Issue] = []
-    if pipeline.schedule is not None and not croniter.is_valid(pipeline.schedule):
+    if pipeline.schedule is not None and not _valid_cron(pipeline.schedule):
         out.append((f"{base}.schedule", f"not a valid cron string: {pipeline.schedule!r}"))
     if pipeline.mode == "batch" and pipeline.schedule is None:
         out.append((f"{base}.schedule", "a batch pipeline needs a cron schedule"))

@@ -14,12 +14,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from pipeline_platform.factory import naming
-from pipeline_platform.factory.sensors import (
-    LagSensorOptions,
-    build_kafka_sensors,
-    ingestion_run_config,
-    run_key_for,
-)
+from pipeline_platform.factory.packing import ingestion_run_config, run_key_for
+from pipeline_platform.factory.sensors import LagSensorOptions, build_kafka_sensors
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
 from pipeline_platform.ingestion.service import ingest_table, read_lag
@@ -30,7 +26,10 @@ from pipeline_platform_tests.kafka import produce
 from pipeline_platform_tests.servers import free_port
 
 PARTITIONS = 4  # the mock broker auto-creates topics with 4 partitions
-OPTIONS = LagSensorOptions(lag_timeout_seconds=5.0, max_messages_per_run=1_000)
+# One table per run here (packing has its own test below).
+OPTIONS = LagSensorOptions(
+    lag_timeout_seconds=5.0, max_messages_per_run=1_000, max_tables_per_run=1
+)
 
 
 def make_topic(active: bool = True, data_source: str = "warehouse") -> Topic:

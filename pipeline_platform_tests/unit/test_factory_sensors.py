@@ -13,12 +13,8 @@ import pytest
 
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.builder import FactoryOptions, build_definitions
-from pipeline_platform.factory.sensors import (
-    LagSensorOptions,
-    evaluate_lag,
-    evaluate_reload,
-    run_key_for,
-)
+from pipeline_platform.factory.packing import run_key_for
+from pipeline_platform.factory.sensors import LagSensorOptions, evaluate_lag, evaluate_reload
 from pipeline_platform.factory.snapshot import RegistrySnapshot
 from pipeline_platform.factory.translator import RegistryTranslator, TableTarget
 from pipeline_platform.ingestion.lag import PartitionLag
@@ -165,7 +161,12 @@ def test_inactive_topics_and_in_flight_tables_get_no_run(instance, targets) -> N
     lags = {t.topic.name: {0: Lag(0, 3)} for t in targets}
     result = _evaluate(instance, (inactive, *others), lags, calls=calls)
     assert "device.network.wifi.raw" not in calls[0]["topics"]
-    assert {r.tags[naming.TOPIC_TAG] for r in result.run_requests} == {t.topic.name for t in others}
+    [packed] = result.run_requests  # two small tables share one run
+    assert set(packed.asset_selection) == {t.key for t in others}
+    assert packed.tags[naming.INGESTION_TAG] == "packed"
+    assert packed.tags[naming.TABLES_TAG] == ",".join(
+        sorted(t.key.to_user_string() for t in others)
+    )
     busy = others[0]
     instance.add_run(
         dg.DagsterRun(
@@ -176,8 +177,9 @@ def test_inactive_topics_and_in_flight_tables_get_no_run(instance, targets) -> N
         )
     )
     again = _evaluate(instance, targets, lags)
-    assert busy.key.to_user_string() not in {r.tags[naming.TABLE_TAG] for r in again.run_requests}
-    assert len(again.run_requests) == 2
+    [request] = again.run_requests
+    assert busy.key not in request.asset_selection
+    assert len(request.asset_selection) == 2
 
 
 def test_unknown_data_source_is_a_per_table_failure(instance, targets) -> None:
