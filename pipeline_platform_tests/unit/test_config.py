@@ -34,6 +34,8 @@ BAD = {
     "PIPELINE_KAFKA_SENSOR_INTERVAL": ("ten", "valid integer"),
     "PIPELINE_KAFKA_SENSOR_MAX_RUNS": ("-3", "greater than or equal to 1"),
     "PIPELINE_INGEST_MAX_MESSAGES": ("1e6", "valid integer"),
+    "PIPELINE_INGEST_RUN_MAX_TABLES": ("0", "greater than or equal to 1"),
+    "PIPELINE_INGEST_RUN_MAX_MESSAGES": ("some", "valid integer"),
     "PIPELINE_RELOAD_SENSOR_RUNNING": ("sometimes", "expected one of"),
     "PIPELINE_RELOAD_SENSOR_INTERVAL": ("0", "greater than or equal to 1"),
     "PIPELINE_FLOW_JOB_BUDGET": ("lots", "valid integer"),

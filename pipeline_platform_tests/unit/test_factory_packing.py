@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -16,13 +16,11 @@ from pipeline_platform.factory.builder import FactoryOptions
 from pipeline_platform.factory.packing import LaggingTable, in_flight_tables, plan_runs
 from pipeline_platform.factory.sensors import LagSensorOptions, evaluate_lag
 from pipeline_platform.factory.translator import TableTarget
+from pipeline_platform.ingestion.lag import PartitionLag
 from pipeline_platform.registry.document import Topic
 from pipeline_platform.resources import KafkaResource, WarehouseResource
 
-
-class Lag(NamedTuple):
-    stored: int
-    end: int
+Lag = PartitionLag
 
 
 def make_targets(count: int) -> list[TableTarget]:
@@ -97,6 +95,7 @@ def tick(
         options=LagSensorOptions(max_runs_per_tick=8, max_tables_per_run=50),
         read_lags=read_lags,
         broker_unavailable=ConnectionError,
+        read_ages=lambda lags, *args: dict.fromkeys(lags, 1.0),
     )
 
 
