@@ -10,12 +10,15 @@ from typing import Any
 
 import dagster as dg
 
-from pipeline_platform.factory.pipeline_translator import (
+from pipeline_platform.factory.pipeline_translator import PipelineTarget
+from pipeline_platform.pipelines.connections import MissingCredentials
+from pipeline_platform.pipelines.run_tags import (
     PIPELINE_TAG,
     TRIGGER_TAG,
-    PipelineTarget,
+    USER_TAG,
+    tags_to_add,
+    trigger_of,
 )
-from pipeline_platform.pipelines.connections import MissingCredentials
 from pipeline_platform.registry.document import RegistryDocument
 
 SENSOR_INTERVAL_SECONDS = 30
@@ -91,8 +94,14 @@ def _run_one(
     context: dg.AssetExecutionContext, target: PipelineTarget, document: RegistryDocument
 ) -> Iterator[dg.MaterializeResult]:
     pipeline = target.pipeline
-    trigger = context.run.tags.get(TRIGGER_TAG, "manual")
-    user = context.run.tags.get("dagster/user") or context.run.tags.get("user")
+    stored = context.instance.get_run_by_id(context.run.run_id)  # context.run's tags are stale
+    tags = stored.tags if stored is not None else context.run.tags
+    missing = tags_to_add(tags, pipeline.name)
+    if missing:  # launched without our tags (UI Materialize, `dagster job launch`, ...)
+        context.instance.add_run_tags(context.run.run_id, missing)
+        tags = {**tags, **missing}
+    trigger = trigger_of(tags)
+    user = tags.get(USER_TAG)
     context.log.info(
         f"Pipeline {pipeline.name}: trigger {trigger}" + (f", user {user}" if user else "")
     )
@@ -110,7 +119,11 @@ def _run_one(
         if spec.key in selected:
             yield dg.MaterializeResult(
                 asset_key=spec.key,
-                metadata={**run_metadata(result, node_id), "trigger": trigger},
+                metadata={
+                    **run_metadata(result, node_id),
+                    "pipeline": pipeline.name,
+                    "trigger": trigger,
+                },
             )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline_platform.factory.builder import FactoryOptions, build_definitions
 from pipeline_platform.factory.snapshot import RegistrySnapshot
+from pipeline_platform.pipelines.service import list_runs
 from pipeline_platform_tests.pipelines_helpers import document, pg, pipeline
 from pipeline_platform_tests.servers import create_database
 
@@ -104,6 +105,30 @@ def test_job_run_records_metadata_and_never_logs_the_password(
         text = "\n".join(str(record) for record in records) + str(run.run_config)
         assert "a_events" in text and PASSWORD not in text
     assert pg(urls["DST_URL"], "SELECT id FROM a_events ORDER BY id") == [(1,), (3,)]
+
+
+def test_runs_launched_without_our_tags_are_listed(
+    monkeypatch: pytest.MonkeyPatch, urls: dict[str, str]
+) -> None:
+    defs = _defs(monkeypatch, urls)
+    keys = [dg.AssetKey(["dst", "a_events"]), dg.AssetKey(["dst", "a_counts"])]
+    job = defs.resolve_implicit_global_asset_job_def()  # what the UI's Materialize launches
+    with dg.instance_for_test() as instance:
+        both = job.execute_in_process(instance=instance, asset_selection=keys)  # Materialize all
+        report = job.execute_in_process(
+            instance=instance,
+            asset_selection=keys[1:],
+            tags={"dagster/schedule_name": "nightly", "user": "ada@example.com"},
+        )
+        assert both.success and report.success
+        copies, reports = list_runs(instance, "copy-a-events"), list_runs(instance, "a-report")
+    assert [(r["run_id"], r["trigger"], r["records_processed"]) for r in copies] == [
+        (both.run_id, "manual", 2)
+    ]
+    assert [(r["run_id"], r["trigger"], r["user"], r["records_processed"]) for r in reports] == [
+        (report.run_id, "schedule", "ada@example.com", 1),
+        (both.run_id, "manual", None, 1),
+    ]
 
 
 def test_realtime_sensor_launches_only_with_new_rows(
