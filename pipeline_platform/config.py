@@ -131,6 +131,11 @@ class EnvironmentSettings(BaseModel):
         "most (table pipelines × assets) for which each pipeline gets its own job",
         ge=0,
     )
+    pipelines_first_run: checks.Flag = _env(
+        "PIPELINE_PIPELINES_FIRST_RUN",
+        False,
+        "a sensor runs each active batch table pipeline once when its sources have data",
+    )
     webserver_host: Annotated[str, AfterValidator(checks.host)] = _env(
         "PIPELINE_DAGSTER_WEBSERVER_HOST",
         "localhost",

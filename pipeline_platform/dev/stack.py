@@ -46,6 +46,9 @@ DEV_ENVIRONMENT = {
     "PIPELINE_INGEST_MAX_MESSAGES": "100000",
     # The local run queue takes 4 runs at a time: do not flood it on the first tick.
     "PIPELINE_KAFKA_SENSOR_MAX_RUNS": "8",
+    # Batch table pipelines run once as soon as their source tables are ingested, not hours
+    # later on their cron (factory/pipeline_assets.py ``build_first_run_sensor``).
+    "PIPELINE_PIPELINES_FIRST_RUN": "1",
 }
 
 #: Demo topics produced late on purpose (seconds behind): the demo registry gives the first a

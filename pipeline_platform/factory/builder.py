@@ -23,7 +23,11 @@ from pipeline_platform.factory import naming
 from pipeline_platform.factory.alert_sensors import build_alert_sensors
 from pipeline_platform.factory.assets import IngestFn, build_ingestion_assets
 from pipeline_platform.factory.loader import registry_revision
-from pipeline_platform.factory.pipeline_assets import build_pipeline_assets, build_realtime_sensor
+from pipeline_platform.factory.pipeline_assets import (
+    build_first_run_sensor,
+    build_pipeline_assets,
+    build_realtime_sensor,
+)
 from pipeline_platform.factory.pipeline_translator import (
     SHARED_JOB_NAME,
     PipelineTarget,
@@ -57,6 +61,8 @@ class FactoryOptions:
         pipeline_job_budget: Most (table pipelines × assets) to build a job per table pipeline
             for (``PIPELINE_PIPELINE_JOB_BUDGET``); above it, schedules and sensors run the
             shared ``table_pipelines`` job with the pipeline's outputs selected.
+        pipelines_first_run: A running sensor runs each active batch table pipeline once when
+            its source tables have data (``PIPELINE_PIPELINES_FIRST_RUN``; the local stack).
         lag: Kafka sensor polling limits (``PIPELINE_INGEST_MAX_MESSAGES`` caps a run,
             ``PIPELINE_KAFKA_SENSOR_INTERVAL`` spaces ticks; ``PIPELINE_KAFKA_SENSOR_MAX_RUNS``,
             ``PIPELINE_INGEST_RUN_MAX_TABLES`` and ``PIPELINE_INGEST_RUN_MAX_MESSAGES`` pack tables
@@ -69,6 +75,7 @@ class FactoryOptions:
     reload_interval_seconds: int = DEFAULTS.reload_sensor_interval
     flow_job_budget: int = DEFAULTS.flow_job_budget
     pipeline_job_budget: int = DEFAULTS.pipeline_job_budget
+    pipelines_first_run: bool = DEFAULTS.pipelines_first_run
     lag: LagSensorOptions = field(default_factory=LagSensorOptions)
 
     @classmethod
@@ -90,6 +97,7 @@ class FactoryOptions:
             reload_interval_seconds=values.reload_sensor_interval,
             flow_job_budget=values.flow_job_budget,
             pipeline_job_budget=values.pipeline_job_budget,
+            pipelines_first_run=values.pipelines_first_run,
             lag=lag,
         )
 
@@ -292,6 +300,9 @@ def build_definitions(
         for target in pipelines.targets
         if target.pipeline.mode == "realtime"
     )
+    if options.pipelines_first_run and pipelines.targets:
+        external = {spec.key for spec in pipelines.source_specs}
+        sensors.append(build_first_run_sensor(pipelines.targets, external))
     sensors.append(
         build_reload_sensor(
             None if snapshot.is_fallback else snapshot.revision,

@@ -4,23 +4,33 @@ One ``multi_asset`` per pipeline (its loader outputs), built by one shared funct
 translated :class:`PipelineTarget`; the body only runs the plan and reports what happened.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+import json
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 
 from pipeline_platform.config import environment
 from pipeline_platform.factory.pipeline_translator import (
-    PIPELINE_TAG,
-    TRIGGER_TAG,
+    SHARED_JOB_NAME,
     PipelineTarget,
+    run_request,
 )
 from pipeline_platform.pipelines.connections import MissingCredentials
+from pipeline_platform.pipelines.run_tags import (
+    PIPELINE_TAG,
+    TRIGGER_TAG,
+    USER_TAG,
+    tags_to_add,
+    trigger_of,
+)
 from pipeline_platform.registry.document import RegistryDocument
 
 SENSOR_INTERVAL_SECONDS = 30
 PIPELINES_OP_NAME = "run_table_pipelines"
 PER_PART = 500
+FIRST_RUN_SENSOR_NAME = "table_pipelines_first_run"
+FIRST_RUN_INTERVAL_SECONDS = 10
 
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -91,8 +101,14 @@ def _run_one(
     context: dg.AssetExecutionContext, target: PipelineTarget, document: RegistryDocument
 ) -> Iterator[dg.MaterializeResult]:
     pipeline = target.pipeline
-    trigger = context.run.tags.get(TRIGGER_TAG, "manual")
-    user = context.run.tags.get("dagster/user") or context.run.tags.get("user")
+    stored = context.instance.get_run_by_id(context.run.run_id)  # context.run's tags are stale
+    tags = stored.tags if stored is not None else context.run.tags
+    missing = tags_to_add(tags, pipeline.name)
+    if missing:  # launched without our tags (UI Materialize, `dagster job launch`, ...)
+        context.instance.add_run_tags(context.run.run_id, missing)
+        tags = {**tags, **missing}
+    trigger = trigger_of(tags)
+    user = tags.get(USER_TAG)
     context.log.info(
         f"Pipeline {pipeline.name}: trigger {trigger}" + (f", user {user}" if user else "")
     )
@@ -110,7 +126,11 @@ def _run_one(
         if spec.key in selected:
             yield dg.MaterializeResult(
                 asset_key=spec.key,
-                metadata={**run_metadata(result, node_id), "trigger": trigger},
+                metadata={
+                    **run_metadata(result, node_id),
+                    "pipeline": pipeline.name,
+                    "trigger": trigger,
+                },
             )
 
 
@@ -211,3 +231,45 @@ def build_realtime_sensor(
         )
 
     return realtime_sensor
+
+
+def build_first_run_sensor(
+    targets: Sequence[PipelineTarget],
+    external: Collection[dg.AssetKey] = (),
+    interval_seconds: int = FIRST_RUN_INTERVAL_SECONDS,
+) -> dg.SensorDefinition:
+    """Return a sensor that runs each active batch pipeline once, when its sources have data.
+
+    For the local stack (``PIPELINE_PIPELINES_FIRST_RUN``): a batch pipeline's cron may not fire
+    for hours, so each one runs as soon as every source table it reads has been materialized
+    (ingested, or written by the pipeline it chains from); ``external`` source tables, which
+    nothing materializes, do not wait. The cursor lists the pipelines already launched.
+    """
+    batch = [t for t in targets if t.pipeline.mode == "batch" and t.pipeline.status == "active"]
+
+    @dg.sensor(
+        name=FIRST_RUN_SENSOR_NAME,
+        job_name=SHARED_JOB_NAME,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs each batch table pipeline once, as soon as its source tables have data.",
+    )
+    def first_run(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        launched = set(json.loads(context.cursor)) if context.cursor else set()
+        requests = []
+        for target in batch:
+            name = target.pipeline.name
+            if name in launched:
+                continue
+            sources = {d.asset_key for spec in target.outputs.values() for d in spec.deps}
+            latest = context.instance.get_latest_materialization_event
+            if not all(key in external or latest(key) is not None for key in sources):
+                continue
+            request = run_request(target, "sensor")
+            requests.append(request.with_replaced_attrs(run_key=f"first-run:{name}"))
+            launched.add(name)
+        if not requests:
+            return dg.SkipReason("no batch pipeline left whose source tables all have data")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(launched)))
+
+    return first_run

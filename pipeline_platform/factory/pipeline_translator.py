@@ -19,12 +19,11 @@ import dagster as dg
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.translator import SkippedRecord
 from pipeline_platform.pipelines.graph import PipelinePlan, PlanNode, build_plan, presets_by_name
+from pipeline_platform.pipelines.run_tags import PIPELINE_TAG, TRIGGER_TAG
 from pipeline_platform.registry.document import Pipeline, RegistryDocument
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_TAG = "pipeline_platform/pipeline"
-TRIGGER_TAG = "pipeline_platform/trigger"
 PIPELINE_GROUP = "table_pipelines"
 SHARED_JOB_NAME = "table_pipelines"
 _KIND_BY_SOURCE = {"postgresql": "postgres", "timescaledb": "timescaledb", "sqlite": "sqlite"}

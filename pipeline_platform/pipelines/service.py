@@ -14,10 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline_platform.pipelines.graph import PipelinePlan, build_plan, presets_by_name
+from pipeline_platform.pipelines.run_tags import (
+    PIPELINE_TAG,
+    TRIGGER_TAG,
+    USER_TAG,
+    run_filters,
+    trigger_of,
+)
 from pipeline_platform.registry.document import Pipeline, RegistryDocument
-
-PIPELINE_TAG = "pipeline_platform/pipeline"
-TRIGGER_TAG = "pipeline_platform/trigger"
 
 
 def find_pipeline(document: RegistryDocument, name: str) -> Pipeline:
@@ -47,7 +51,7 @@ def run_now(document: RegistryDocument, name: str, defs: Any, instance: Any) -> 
 
     pipeline = find_pipeline(document, name)
     translator = PipelineTranslator()
-    tags = {TRIGGER_TAG: "cli", "user": getpass.getuser(), PIPELINE_TAG: pipeline.name}
+    tags = {TRIGGER_TAG: "cli", USER_TAG: getpass.getuser(), PIPELINE_TAG: pipeline.name}
     names = {job.name for job in defs.get_repository_def().get_all_jobs()}
     own = translator.get_job_name(pipeline)
     if own in names:
@@ -61,23 +65,27 @@ def run_now(document: RegistryDocument, name: str, defs: Any, instance: Any) -> 
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, asset_selection=target.keys
         )
-    summary = _run_totals(instance, result.run_id)
+    summary = _run_totals(instance, result.run_id, pipeline.name)
     return {"run_id": result.run_id, "status": "SUCCESS" if result.success else "FAILURE",
             **summary}  # fmt: skip
 
 
-def _run_totals(instance: Any, run_id: str) -> dict[str, int]:
+def _run_totals(instance: Any, run_id: str, name: str) -> dict[str, int]:
+    """Return pipeline ``name``'s rows read / written / rejected in a run (0 before any)."""
     import dagster as dg
 
     totals = {"rows_read": 0, "rows_written": 0, "rows_rejected": 0}
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
     ).records
-    for record in records[:1]:  # run totals are on every output: read one
+    for record in records:  # run totals are on each of the pipeline's outputs: read one
         metadata = record.event_log_entry.asset_materialization.metadata
+        if "pipeline" in metadata and metadata["pipeline"].value != name:
+            continue  # another pipeline of the same run
         for key in totals:
             if key in metadata:
                 totals[key] = int(metadata[key].value)
+        break
     return totals
 
 
@@ -88,14 +96,23 @@ def _iso(timestamp: float | None) -> str | None:
 
 
 def list_runs(instance: Any, name: str, limit: int = 20) -> list[dict[str, Any]]:
-    """Return the last runs of a pipeline, newest first (status, times, rows, trigger)."""
+    """Return the last runs of a pipeline, newest first (status, times, rows, trigger, user).
+
+    A run is found by its pipeline tags, which every run of the pipeline carries whatever
+    launched it (see :mod:`pipeline_platform.pipelines.run_tags`).
+    """
     import dagster as dg
 
-    records = instance.get_run_records(dg.RunsFilter(tags={PIPELINE_TAG: name}), limit=limit)
+    found = {
+        record.dagster_run.run_id: record
+        for tags in run_filters(name)
+        for record in instance.get_run_records(dg.RunsFilter(tags=tags), limit=limit)
+    }
+    records = sorted(found.values(), key=lambda r: r.create_timestamp, reverse=True)[:limit]
     out = []
     for record in records:
         run = record.dagster_run
-        totals = _run_totals(instance, run.run_id)
+        totals = _run_totals(instance, run.run_id, name)
         out.append(
             {
                 "run_id": run.run_id,
@@ -105,7 +122,8 @@ def list_runs(instance: Any, name: str, limit: int = 20) -> list[dict[str, Any]]
                 "records_processed": totals["rows_written"],
                 "records_read": totals["rows_read"],
                 "records_failed": totals["rows_rejected"],
-                "trigger": run.tags.get(TRIGGER_TAG, "manual"),
+                "trigger": trigger_of(run.tags),
+                "user": run.tags.get(USER_TAG),
             }
         )
     return out

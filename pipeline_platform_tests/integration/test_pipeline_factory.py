@@ -9,6 +9,7 @@ import pytest
 
 from pipeline_platform.factory.builder import FactoryOptions, build_definitions
 from pipeline_platform.factory.snapshot import RegistrySnapshot
+from pipeline_platform.pipelines.service import list_runs
 from pipeline_platform_tests.pipelines_helpers import document, pg, pipeline
 from pipeline_platform_tests.servers import create_database
 
@@ -27,7 +28,7 @@ def urls(postgres_admin_url: str) -> dict[str, str]:
     return with_password
 
 
-def _registry() -> Any:
+def _registry(report_status: str = "paused") -> Any:
     copy = pipeline(
         [
             {"id": "read", "module": "sql_table_extractor",
@@ -50,7 +51,7 @@ def _registry() -> Any:
             {"id": "write", "module": "sql_table_loader",
              "config": {"data_source": "dst", "table": "a_counts", "mode": "replace"}},
         ],
-        name="a-report", schedule="15 3 * * *", timezone="Europe/Oslo", status="paused",
+        name="a-report", schedule="15 3 * * *", timezone="Europe/Oslo", status=report_status,
     )  # fmt: skip
     return document([copy, report], {"src": "SRC_URL", "dst": "DST_URL"})
 
@@ -104,6 +105,65 @@ def test_job_run_records_metadata_and_never_logs_the_password(
         text = "\n".join(str(record) for record in records) + str(run.run_config)
         assert "a_events" in text and PASSWORD not in text
     assert pg(urls["DST_URL"], "SELECT id FROM a_events ORDER BY id") == [(1,), (3,)]
+
+
+def test_runs_launched_without_our_tags_are_listed(
+    monkeypatch: pytest.MonkeyPatch, urls: dict[str, str]
+) -> None:
+    defs = _defs(monkeypatch, urls)
+    keys = [dg.AssetKey(["dst", "a_events"]), dg.AssetKey(["dst", "a_counts"])]
+    job = defs.resolve_implicit_global_asset_job_def()  # what the UI's Materialize launches
+    with dg.instance_for_test() as instance:
+        both = job.execute_in_process(instance=instance, asset_selection=keys)  # Materialize all
+        report = job.execute_in_process(
+            instance=instance,
+            asset_selection=keys[1:],
+            tags={"dagster/schedule_name": "nightly", "user": "ada@example.com"},
+        )
+        assert both.success and report.success
+        copies, reports = list_runs(instance, "copy-a-events"), list_runs(instance, "a-report")
+    assert [(r["run_id"], r["trigger"], r["records_processed"]) for r in copies] == [
+        (both.run_id, "manual", 2)
+    ]
+    assert [(r["run_id"], r["trigger"], r["user"], r["records_processed"]) for r in reports] == [
+        (report.run_id, "schedule", "ada@example.com", 1),
+        (both.run_id, "manual", None, 1),
+    ]
+
+
+def test_first_run_sensor_runs_a_batch_pipeline_once_its_source_has_data(
+    monkeypatch: pytest.MonkeyPatch, urls: dict[str, str]
+) -> None:
+    for name, value in urls.items():
+        monkeypatch.setenv(name, value)
+    snapshot = RegistrySnapshot(_registry(report_status="active"), "1", "registry")
+    assert "table_pipelines_first_run" not in {
+        s.name for s in build_definitions(snapshot, environ={}).get_repository_def().sensor_defs
+    }
+    options = FactoryOptions(pipelines_first_run=True)
+    defs = build_definitions(snapshot, options=options, environ={})
+    sensor = defs.get_repository_def().get_sensor_def("table_pipelines_first_run")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor: str | None = None) -> Any:
+            return sensor(dg.build_sensor_context(instance=instance, definitions=defs,
+                                                  cursor=cursor))  # fmt: skip
+
+        assert isinstance(tick(), dg.SkipReason)  # a-report's source a_events has no data yet
+        defs.resolve_job_def("pipeline_copy_a_events").execute_in_process(instance=instance)
+        result = tick()
+        assert isinstance(result, dg.SensorResult)
+        [request] = result.run_requests or []
+        assert request.asset_selection == [dg.AssetKey(["dst", "a_counts"])]
+        assert request.tags["pipeline_platform/trigger"] == "sensor"
+        assert isinstance(tick(result.cursor), dg.SkipReason)  # once only
+        run = defs.resolve_job_def("table_pipelines").execute_in_process(
+            instance=instance, asset_selection=request.asset_selection, tags=request.tags
+        )
+        assert run.success
+        assert [r["trigger"] for r in list_runs(instance, "a-report")] == ["sensor"]
+    assert pg(urls["DST_URL"], "SELECT kind, id FROM a_counts") == [("a", 2)]
 
 
 def test_realtime_sensor_launches_only_with_new_rows(

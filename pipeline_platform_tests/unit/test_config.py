@@ -40,6 +40,7 @@ BAD = {
     "PIPELINE_RELOAD_SENSOR_INTERVAL": ("0", "greater than or equal to 1"),
     "PIPELINE_FLOW_JOB_BUDGET": ("lots", "valid integer"),
     "PIPELINE_PIPELINE_JOB_BUDGET": ("-1", "greater than or equal to 0"),
+    "PIPELINE_PIPELINES_FIRST_RUN": ("once", "expected one of"),
     "PIPELINE_DAGSTER_WEBSERVER_HOST": ("http://dagster:3000", "not a URL"),
     "PIPELINE_DAGSTER_WEBSERVER_PORT": ("70000", "less than or equal to 65535"),
     "PIPELINE_DAGSTER_LOCATION_NAME": ("my location", "spaces"),
