@@ -84,7 +84,20 @@ def read_lags(
     wanted = _unique_with_tables(topics, failed)
     stored = _stored_offsets(wanted, warehouse_urls, timeout, failed)
     readable = [topic for topic in wanted if topic.name not in failed]
-    marks = read_watermarks([topic.name for topic in readable], dict(kafka_config), timeout, failed)
+    stored_of = {
+        topic.name: stored.get((asset_key_of(topic.table), topic.name), {})
+        for topic in readable
+        if topic.table is not None
+    }
+
+    def need_low(topic: str, partition: int, high: int) -> bool:
+        # The low watermark only matters where nothing is stored or the table is behind.
+        known = stored_of.get(topic, {}).get(partition)
+        return known is None or known < high
+
+    marks = read_watermarks(
+        [topic.name for topic in readable], dict(kafka_config), timeout, failed, need_low
+    )
     result: dict[str, dict[int, PartitionLag]] = {}
     for topic in readable:
         if topic.name in failed:
