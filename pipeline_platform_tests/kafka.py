@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -51,8 +52,15 @@ def produce(
     bootstrap: str,
     topic: str,
     messages: Iterable[tuple[int | None, bytes | None, bytes | None]],
+    settings: Mapping[str, Any] | None = None,
 ) -> int:
     """Produce ``(partition, key, value)`` messages (partition None = by key) and flush.
+
+    Args:
+        bootstrap: The brokers.
+        topic: The topic.
+        messages: ``(partition, key, value)`` triples.
+        settings: librdkafka producer settings over the defaults (e.g. small batches).
 
     Returns:
         The number of messages produced.
@@ -66,6 +74,7 @@ def produce(
             "enable.idempotence": False,
             "acks": "all",
             "compression.type": "none",
+            **(settings or {}),
         }
     )
     count = 0

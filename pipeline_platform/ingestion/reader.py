@@ -70,6 +70,36 @@ def group_id_for(data_source: str, table: str) -> str:
     return f"pipeline-platform.{data_source}.{table}"
 
 
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+def close_consumer(consumer: Consumer, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+    """Close a consumer, waiting at most ``timeout`` seconds.
+
+    librdkafka's close can block without end when the broker died under the consumer (measured
+    here: a worker of a run stuck 18 minutes in ``close`` after the broker was killed). The
+    offsets that count are in the warehouse, so nothing is lost by not waiting: the close goes
+    on in a daemon thread and the run fails or ends on time.
+    """
+    done = threading.Event()
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except Exception as error:  # already closed, or the broker went away
+            logger.warning("Kafka consumer close failed: %s", error)
+        finally:
+            done.set()
+
+    threading.Thread(target=close, name="pp-consumer-close", daemon=True).start()
+    if not done.wait(timeout):
+        logger.warning(
+            "Kafka consumer not closed after %.0f s (broker unreachable?); left to close "
+            "in the background",
+            timeout,
+        )
+
+
 def consumer_config(kafka_config: Mapping[str, Any], group_id: str) -> dict[str, Any]:
     """Return the consumer configuration for reading assigned ranges.
 

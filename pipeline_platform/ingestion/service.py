@@ -36,6 +36,7 @@ from pipeline_platform.ingestion.offsets import (
 from pipeline_platform.ingestion.pipeline import BatchPipeline, BatchTotals
 from pipeline_platform.ingestion.reader import (
     PartitionRange,
+    close_consumer,
     consumer_config,
     group_id_for,
     plan_ranges,
@@ -250,7 +251,7 @@ def ingest_table(
                 )
                 commit_to_kafka(consumer, topic.name, jumps, wait=True)
         finally:
-            consumer.close()
+            close_consumer(consumer)
         left = lag_left(kafka_config, topic.name, ranges, expected, broker_timeout)
     finally:
         warehouse.close()

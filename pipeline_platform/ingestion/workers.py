@@ -9,7 +9,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from confluent_kafka import Consumer
 
 from pipeline_platform.ingestion.pipeline import BatchTotals
-from pipeline_platform.ingestion.reader import PartitionRange
+from pipeline_platform.ingestion.reader import PartitionRange, close_consumer
 from pipeline_platform.warehouse import Warehouse
 
 
@@ -117,7 +117,7 @@ def run_groups(
             raise
         finally:
             try:
-                worker_consumer.close()
+                close_consumer(worker_consumer)
             finally:
                 worker_warehouse.close()
 

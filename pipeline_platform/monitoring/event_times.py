@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline_platform.ingestion.lag import PartitionLag
+from pipeline_platform.ingestion.reader import close_consumer
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def read_event_times(
                 if offset + 1 >= wanted[key][1]:
                     pending.discard(key)
     finally:
-        consumer.close()
+        close_consumer(consumer, timeout=5.0)
     return {
         topic: EventTimes(last_ingested=last.get(topic), oldest_pending=oldest.get(topic))
         for topic in {*last, *oldest}

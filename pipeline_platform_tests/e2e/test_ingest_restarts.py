@@ -120,10 +120,12 @@ def test_postgres_restart_mid_run() -> None:
 @pytest.mark.slow
 def test_broker_killed_and_restarted_mid_run(postgres_url: str) -> None:
     topic = make_topic()
-    # Small fetches, so the consumer still has pending partitions when the broker dies.
+    # Small fetches of small record batches, so the consumer still has most messages to fetch
+    # when the broker dies (a broker returns whole record batches whatever the fetch size:
+    # with the producer's default 10,000-message batches the first fetch held every message).
     throttle = {"queued.max.messages.kbytes": "64", "max.partition.fetch.bytes": "2048"}
     with mock_broker_process() as (broker, bootstrap):
-        produce(bootstrap, topic.name, messages())
+        produce(bootstrap, topic.name, messages(), {"batch.num.messages": 20, "linger.ms": 0})
         killed = 0
 
         def progress(line: str) -> None:
