@@ -10,11 +10,11 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline_platform.config import load_settings
-from pipeline_platform.factory.builder import build_definitions
+from pipeline_platform.factory.builder import definitions_for
 from pipeline_platform.factory.loader import load_snapshot
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     """Load the registry snapshot and translate it into Dagster definitions."""
-    return build_definitions(load_snapshot(load_settings()))
+    return definitions_for(load_snapshot(load_settings()))

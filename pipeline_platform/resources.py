@@ -9,13 +9,12 @@ environment only when a client is built, so they never reach run config, metadat
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import dagster as dg
 from pydantic import Field
 
-from pipeline_platform.config import load_settings
+from pipeline_platform.config import environment, load_settings
 from pipeline_platform.registry.document import DEFAULT_DATA_SOURCE, DataSource
 
 
@@ -55,12 +54,12 @@ class WarehouseResource(dg.ConfigurableResource):
             dagster.Failure: When the data source's variable is not set.
         """
         if data_source_name == DEFAULT_DATA_SOURCE and (
-            data_source is None or not os.environ.get(data_source.url_env)
+            data_source is None or not environment().get(data_source.url_env)
         ):
             return self.url or load_settings().warehouse_url
         if data_source is None:
             raise dg.Failure(f"Data source {data_source_name!r} is not in the registry")
-        value = os.environ.get(data_source.url_env)
+        value = environment().get(data_source.url_env)
         if not value:
             raise dg.Failure(
                 f"Data source {data_source_name!r}: environment variable "
@@ -100,12 +99,13 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.Co
     """Return the resources of the code location, referencing variables set at load time.
 
     Args:
-        environ: Environment to inspect (only whether variables are set); ``os.environ`` default.
+        environ: Environment to inspect (only whether variables are set); the process
+            environment by default.
 
     Returns:
         ``registry``, ``warehouse`` and ``kafka`` resources.
     """
-    env = os.environ if environ is None else environ
+    env = environment(environ)
 
     def env_var(name: str) -> str | None:
         return dg.EnvVar(name) if env.get(name) else None

@@ -66,24 +66,21 @@ def default_reload() -> str:
     the webserver's workspace (``dagster dev -m pipeline_platform.definitions`` names it after
     the module).
     """
-    import os
+    from pipeline_platform.config import read_environment
+    from pipeline_platform.factory.sensors import reload_code_location
 
-    from pipeline_platform.factory.sensors import LOCATION_NAME_ENV, reload_code_location
-
-    name = os.environ.get(LOCATION_NAME_ENV)
+    name = read_environment().location_name
     names = [name] if name else _workspace_locations()
     return "; ".join(reload_code_location(location) for location in names)
 
 
 def _workspace_locations() -> list[str]:
-    import os
-
     import httpx
 
-    from pipeline_platform.factory.sensors import WEBSERVER_HOST_ENV, WEBSERVER_PORT_ENV
+    from pipeline_platform.config import read_environment
 
-    host = os.environ.get(WEBSERVER_HOST_ENV) or "localhost"
-    port = int(os.environ.get(WEBSERVER_PORT_ENV) or 3000)
+    values = read_environment()
+    host, port = values.webserver_host, values.webserver_port
     query = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
     response = httpx.post(f"http://{host}:{port}/graphql", json={"query": query}, timeout=30)
     response.raise_for_status()

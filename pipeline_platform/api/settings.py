@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-READ_TOKEN_ENV = "PIPELINE_API_READ_TOKEN"
-WRITE_TOKEN_ENV = "PIPELINE_API_TOKEN"
-CORS_ORIGINS_ENV = "PIPELINE_API_CORS_ORIGINS"
+from pipeline_platform.config import read_environment
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8003
 
@@ -30,10 +28,9 @@ class ApiSettings:
 
 def load_api_settings(environ: Mapping[str, str] | None = None) -> ApiSettings:
     """Read :class:`ApiSettings` from ``environ`` (default: the process environment)."""
-    env = os.environ if environ is None else environ
-    origins = tuple(o.strip() for o in env.get(CORS_ORIGINS_ENV, "").split(",") if o.strip())
+    values = read_environment(environ)
     return ApiSettings(
-        read_token=env.get(READ_TOKEN_ENV) or None,
-        write_token=env.get(WRITE_TOKEN_ENV) or None,
-        cors_origins=origins,
+        read_token=values.api_read_token.get_secret_value() if values.api_read_token else None,
+        write_token=values.api_token.get_secret_value() if values.api_token else None,
+        cors_origins=values.api_cors_origins,
     )

@@ -33,7 +33,10 @@ def _control(args: argparse.Namespace) -> int:
 
     try:
         result = set_paused(
-            registry_engine(), args.name, args.paused, actor=args.actor or getpass.getuser()
+            registry_engine(upgrade=True),
+            args.name,
+            args.paused,
+            actor=args.actor or getpass.getuser(),
         )
     except ControlError as error:
         raise CommandError(str(error)) from None

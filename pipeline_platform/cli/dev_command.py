@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,10 @@ def register(subparsers: Any) -> None:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from pipeline_platform.config import read_environment
     from pipeline_platform.dev.stack import run_dev_stack
 
-    home = args.home or Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
+    home = args.home or read_environment().dagster_home or Path(".dagster_home")
     return run_dev_stack(
         home=home,
         port=args.port,

@@ -11,7 +11,6 @@ variable). Without a TOPIC they cover every topic that has a table.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline_platform.cli.output import CommandError, print_json, print_table
 from pipeline_platform.cli.query_commands import load_registry_document
-from pipeline_platform.config import Settings, load_settings
-from pipeline_platform.warehouse.base import REASON_KINDS
+from pipeline_platform.config import Settings, environment, load_settings
+from pipeline_platform.registry.rules import table_asset_name
+from pipeline_platform.warehouse.rejects import REASON_KINDS
 
 if TYPE_CHECKING:
     from pipeline_platform.registry.document import RegistryDocument, Topic
@@ -110,7 +110,7 @@ def warehouse_url_for(document: RegistryDocument, data_source: str, settings: Se
     """
     source = next((d for d in document.data_sources if d.name == data_source), None)
     if source is not None:
-        value = os.environ.get(source.url_env)
+        value = environment().get(source.url_env)
         if value:
             return value
     if data_source == "warehouse":
@@ -225,7 +225,7 @@ def _replay(args: argparse.Namespace) -> int:
         results.append(
             {
                 "topic": topic.name,
-                "table": f"{topic.table.data_source}/{topic.table.name}",
+                "table": table_asset_name(topic.table.data_source, topic.table.name),
                 "replayed": result.replayed,
                 "rowsWritten": result.rows_written,
                 "stillFailing": result.still_failing,

@@ -12,10 +12,32 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pipeline_platform.cli import pipeline_commands, query_commands, registry_commands
+from pipeline_platform.cli import (
+    control_commands,
+    dev_command,
+    dlq_commands,
+    pipeline_commands,
+    query_commands,
+    registry_commands,
+    serve_command,
+    status_command,
+    warehouse_commands,
+)
 from pipeline_platform.cli.output import CommandError
 
-COMMAND_MODULES = (registry_commands, query_commands, pipeline_commands)
+# Imported, never looked up by name: a command module that fails to import fails the command
+# line loudly instead of silently dropping its commands.
+COMMAND_MODULES = (
+    registry_commands,
+    query_commands,
+    pipeline_commands,
+    dlq_commands,
+    warehouse_commands,
+    dev_command,
+    serve_command,
+    status_command,
+    control_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,19 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
-        module.register(subparsers)
-    for name in (
-        "dlq_commands",
-        "warehouse_commands",
-        "dev_command",
-        "serve_command",
-        "status_command",
-        "control_commands",
-    ):
-        try:
-            module = __import__(f"pipeline_platform.cli.{name}", fromlist=["register"])
-        except ImportError:
-            continue
         module.register(subparsers)
     return parser
 

@@ -1,6 +1,7 @@
 """Read commands over the registry (spec §6): flows, stages, topics, topology, lineage...
 
-Each command loads the registry named by ``PIPELINE_REGISTRY_URL``, asks one question of
+Each command loads the registry named by ``PIPELINE_REGISTRY_URL`` (or, as the Dagster code
+location does, the file named by ``PIPELINE_REGISTRY_FILE`` when set), asks one question of
 :mod:`pipeline_platform.registry.queries` and prints the answer as a plain table, or with
 ``--json`` as exactly the JSON the HTTP API serves (spec §10; the same serializer).
 An unknown flow, topic or service is a one-line error with exit code 1.
@@ -15,23 +16,35 @@ from typing import TYPE_CHECKING, Any
 from pipeline_platform.cli.output import CommandError, print_json, print_table
 from pipeline_platform.config import Settings, load_settings
 from pipeline_platform.registry import queries
+from pipeline_platform.registry.document import DEFAULT_DATA_SOURCE
+from pipeline_platform.registry.rules import table_asset_name
 
 if TYPE_CHECKING:
     from pipeline_platform.registry.document import RegistryDocument
 
 
 def load_registry_document(settings: Settings) -> RegistryDocument:
-    """Read the registry snapshot from the database named by the settings.
+    """Read the registry snapshot the Dagster code location would read.
 
     Args:
-        settings: Runtime settings; ``registry_url`` names the registry database.
+        settings: Runtime settings; ``registry_file`` (``PIPELINE_REGISTRY_FILE``) when set,
+            else ``registry_url`` names the registry database.
 
     Returns:
         The registry as a document.
 
     Raises:
-        CommandError: when the registry database cannot be read (unreachable, not initialised).
+        CommandError: when the registry file is refused, or the registry database cannot be
+            read (unreachable, not initialised).
     """
+    if settings.registry_file is not None:
+        from pipeline_platform.registry.validation import RegistryValidationError, load_document
+
+        try:
+            return load_document(settings.registry_file)
+        except RegistryValidationError as error:
+            raise CommandError(*(str(p) for p in error.problems)) from None
+
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -159,7 +172,7 @@ def _topics(args: argparse.Namespace) -> int:
 def _table_label(topic: dict[str, Any]) -> str | None:
     if topic["table_name"] is None:
         return None
-    return f"{topic.get('data_source', 'warehouse')}/{topic['table_name']}"
+    return table_asset_name(topic.get("data_source", DEFAULT_DATA_SOURCE), topic["table_name"])
 
 
 def _topology(args: argparse.Namespace) -> int:

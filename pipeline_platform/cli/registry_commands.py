@@ -59,8 +59,8 @@ def register(subparsers: Any) -> None:
     register_rollback(commands)
 
 
-def registry_engine(upgrade: bool = True) -> Engine:
-    """Return an engine of the registry named by ``PIPELINE_REGISTRY_URL`` (upgraded by default)."""
+def registry_engine(upgrade: bool = False) -> Engine:
+    """Open the registry; ``upgrade`` migrates it first (only commands that write do)."""
     from pipeline_platform.registry.database import create_registry_engine, upgrade_registry
 
     engine = create_registry_engine(load_settings().registry_url)
@@ -69,8 +69,30 @@ def registry_engine(upgrade: bool = True) -> Engine:
     return engine
 
 
-def _engine(upgrade: bool = False) -> Engine:
-    return registry_engine(upgrade)
+def _read_only_engine() -> Engine:
+    """Open the registry for reading, refusing one that is not at the current schema.
+
+    Read-only commands never migrate: a registry that is empty or older than this release is
+    reported, with the command that fixes it.
+
+    Raises:
+        CommandError: when the registry schema is missing or not at the newest migration.
+    """
+    from sqlalchemy.engine import make_url
+
+    from pipeline_platform.registry.database import head_revision, schema_revision
+
+    engine = registry_engine()
+    at = schema_revision(engine)
+    if at != head_revision():
+        where = make_url(load_settings().registry_url).render_as_string(hide_password=True)
+        state = "has no registry schema" if at is None else f"is at schema revision {at}"
+        engine.dispose()
+        raise CommandError(
+            f"the registry at {where} {state}, not {head_revision()}: "
+            "run 'pipeline-platform registry init' first"
+        )
+    return engine
 
 
 def _load(path: Path) -> RegistryDocument:
@@ -83,7 +105,7 @@ def _load(path: Path) -> RegistryDocument:
 def _init(args: argparse.Namespace) -> int:
     from pipeline_platform.registry.database import current_revision
 
-    engine = _engine(upgrade=True)
+    engine = registry_engine(upgrade=True)
     print(f"registry ready at revision {current_revision(engine)}")
     return 0
 
@@ -94,7 +116,11 @@ def _import(args: argparse.Namespace) -> int:
     document = _load(args.file)
     actor = args.actor or getpass.getuser()
     result = import_document(
-        _engine(upgrade=True), document, actor=actor, source=str(args.file), dry_run=args.dry_run
+        registry_engine(upgrade=True),
+        document,
+        actor=actor,
+        source=str(args.file),
+        dry_run=args.dry_run,
     )
     if args.json:
         print_json(
@@ -135,7 +161,7 @@ def _export(args: argparse.Namespace) -> int:
     from pipeline_platform.registry.store import read_document
     from pipeline_platform.registry.yaml_io import dump_document
 
-    text = dump_document(read_document(_engine(upgrade=True)))
+    text = dump_document(read_document(_read_only_engine()))
     if args.file is None:
         sys.stdout.write(text)
     else:
@@ -179,7 +205,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     from pipeline_platform.registry.store import history
 
-    revisions = history(_engine(upgrade=True))[: args.limit]
+    revisions = history(_read_only_engine(), args.limit)
     rows = [
         {
             "revision": r.revision,

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from pipeline_platform.cli.output import print_json, print_table
+from pipeline_platform.registry.rules import table_asset_name
 
 
 def register(subparsers: Any) -> None:
@@ -41,7 +42,7 @@ def _status(args: argparse.Namespace) -> int:
         ("table", "topic", "lag", "lag s", "last event", "rows", "dead 24h", "last run"),
         (
             (
-                f"{t['data_source']}/{t['table']}",
+                table_asset_name(t["data_source"], t["table"]),
                 t["topic"],
                 t["lag_messages"],
                 t["lag_seconds"],

@@ -3,7 +3,10 @@
 The messages follow the registry, not hand-written fixtures: for each mapped source path a value of
 the mapped type is generated and placed at that path (``payload.tags[0]`` builds nested objects
 and lists), so every ingested demo topic receives messages its mappings accept. A small share of
-messages is deliberately bad (malformed JSON) so the dead-letter table has something to show.
+the messages of tables that tolerate dead letters (their registry entry sets
+``max_dead_letter_ratio``) is deliberately bad (malformed JSON), so the dead-letter table has
+something to show while the other tables' checks stay green. Topics given in ``late_seconds``
+get Kafka timestamps that many seconds in the past, so their tables' lag in seconds shows.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -160,7 +163,8 @@ class DemoProducer:
         topics: The topics to produce to (those without a table are skipped).
         kafka_config: librdkafka settings (bootstrap servers and security).
         messages_per_second: Total rate across topics.
-        bad_share: Fraction of messages that are deliberately malformed.
+        bad_share: Fraction of the messages of tolerant tables that are malformed.
+        late_seconds: Topic → seconds its messages' Kafka timestamps lie in the past.
     """
 
     def __init__(
@@ -169,8 +173,13 @@ class DemoProducer:
         kafka_config: dict[str, str],
         messages_per_second: float = 200.0,
         bad_share: float = 0.01,
+        late_seconds: Mapping[str, float] | None = None,
     ) -> None:
         self._topics = [t for t in topics if t.table is not None and t.active]
+        self._bad_topics = {
+            t.name for t in self._topics if t.table and t.table.max_dead_letter_ratio is not None
+        }
+        self._late_ms = {name: int(s * 1000) for name, s in (late_seconds or {}).items()}
         self._config = dict(kafka_config)
         self._rate = messages_per_second
         self._bad_share = bad_share
@@ -202,13 +211,19 @@ class DemoProducer:
             for _ in range(per_tick):
                 topic = rng.choice(self._topics)
                 assert topic.table is not None
-                if rng.random() < self._bad_share:
+                if topic.name in self._bad_topics and rng.random() < self._bad_share:
                     value = b'{"truncated": '
                 else:
                     message = synthesize_message(topic.table, rng, now, topic.json_schema)
                     value = orjson.dumps(message)
+                stamp = int(now.timestamp() * 1000) - self._late_ms.get(topic.name, 0)
                 try:
-                    producer.produce(topic.name, value=value, key=rng.choice(_DEVICES).encode())
+                    producer.produce(
+                        topic.name,
+                        value=value,
+                        key=rng.choice(_DEVICES).encode(),
+                        timestamp=stamp,
+                    )
                 except BufferError:
                     producer.poll(0.5)
                 self.produced += 1

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pipeline_platform.config import Settings, load_settings
+from pipeline_platform.config import Settings, environment, load_settings
 
 if TYPE_CHECKING:
     from pipeline_platform.registry.document import RegistryDocument
@@ -39,8 +39,9 @@ DEMO_REGISTRY = "demo_registry.yaml"
 DEV_ENVIRONMENT = {
     # The factory reads this flag (factory/builder.py ``FactoryOptions.from_env``).
     "PIPELINE_KAFKA_SENSOR_RUNNING": "1",
-    # Ticks every 10 s instead of 30 s: demo events show up in tables quickly.
-    "PIPELINE_KAFKA_SENSOR_INTERVAL": "10",
+    # Ticks every 5 s (the daemon's shortest sensor loop) instead of 30 s: demo events show up
+    # in tables within seconds.
+    "PIPELINE_KAFKA_SENSOR_INTERVAL": "5",
     # Small runs keep a laptop responsive; the sensor requests the next run for what is left.
     "PIPELINE_INGEST_MAX_MESSAGES": "100000",
     # The local run queue takes 4 runs at a time: do not flood it on the first tick.
@@ -50,10 +51,20 @@ DEV_ENVIRONMENT = {
     "PIPELINE_PIPELINES_FIRST_RUN": "1",
 }
 
+#: Demo topics produced late on purpose (seconds behind): the demo registry gives the first a
+#: ``max_lag_seconds`` of 1800, so its table's lag check warns from the first sensor tick.
+DEMO_LATE_TOPICS = {"device.health.heartrate.raw": 1200.0}
+
 _DAGSTER_STOP_SECONDS = 90.0
 
 DEV_INSTANCE_YAML = """\
 # Written by `pipeline-platform dev`: a local instance (SQLite storage) with the run queue on.
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    # The queue is looked at every second (default 5 s): a sensor run starts sooner.
+    dequeue_interval_seconds: 1
 concurrency:
   runs:
     max_concurrent_runs: 4
@@ -229,7 +240,7 @@ def default_data_source_urls(document: RegistryDocument, home: Path) -> dict[str
         for source in document.data_sources
         if source.name != "warehouse"
         and source.url_env != "PIPELINE_WAREHOUSE_URL"
-        and not os.environ.get(source.url_env)
+        and not environment().get(source.url_env)
     }
 
 
@@ -321,7 +332,12 @@ def run_dev_stack(
             if events_per_second > 0:
                 from pipeline_platform.dev.producer import DemoProducer
 
-                producer = DemoProducer(document.topics, settings.kafka_config(), events_per_second)
+                producer = DemoProducer(
+                    document.topics,
+                    settings.kafka_config(),
+                    events_per_second,
+                    late_seconds=DEMO_LATE_TOPICS,
+                )
                 producer.start()
                 stack.enter_context(_stopping(producer.stop))
                 progress(f"producing about {events_per_second:g} demo events/s")

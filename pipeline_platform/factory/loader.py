@@ -3,7 +3,9 @@
 Order of preference:
 
 1. During reconstruction (run and step workers): the snapshot the code server captured, handed
-   back by Dagster — the registry is not queried again.
+   back by Dagster — the registry is not queried again. A reconstruction without that metadata
+   in a process that already read the registry (the ``dagster asset materialize`` CLI loads the
+   code, then reconstructs it to execute) reuses the snapshot this process read.
 2. The registry itself (:func:`read_registry`, the one function that touches the database), after
    which the snapshot is written to disk as the last good one.
 3. When the registry is unreachable: the last good snapshot on disk, marked as a fallback with a
@@ -14,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline_platform.config import Settings
+from pipeline_platform.config import Settings, read_environment
 from pipeline_platform.factory import reconstruction
 from pipeline_platform.factory.snapshot import (
     RegistrySnapshot,
@@ -31,7 +32,12 @@ from pipeline_platform.registry.document import RegistryDocument
 logger = logging.getLogger(__name__)
 
 RECONSTRUCTION_KEY = "pipeline_platform/registry_snapshot"
-REGISTRY_FILE_ENV = "PIPELINE_REGISTRY_FILE"
+
+
+#: Per process: the payload of the last snapshot read from the registry (by registry location),
+#: and the snapshot of the last payload restored (decoding and validating it again costs time).
+_LAST_READ: dict[str, str] = {}
+_RESTORED: dict[str, RegistrySnapshot] = {}
 
 
 class RegistryUnavailableError(RuntimeError):
@@ -50,9 +56,7 @@ def redact_url(url: str) -> str:
 
 def registry_file(environ: Mapping[str, str] | None = None) -> Path | None:
     """Return the registry YAML file named by ``PIPELINE_REGISTRY_FILE`` (dev/test), if any."""
-    env = os.environ if environ is None else environ
-    value = env.get(REGISTRY_FILE_ENV)
-    return Path(value) if value else None
+    return read_environment(environ).registry_file
 
 
 def registry_revision(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
@@ -129,8 +133,13 @@ def load_snapshot(settings: Settings, environ: Mapping[str, str] | None = None) 
         RegistryUnavailableError: The registry is unreachable and no last good snapshot exists.
     """
     payload = reconstruction.recalled_payload(RECONSTRUCTION_KEY)
+    location = _location(settings, environ)
+    if payload is None and reconstruction.is_reconstruction():
+        payload = _LAST_READ.get(location)
     if payload is not None:
-        snapshot = RegistrySnapshot.from_payload(payload)
+        snapshot = _RESTORED.get(payload) or RegistrySnapshot.from_payload(payload)
+        _RESTORED.clear()
+        _RESTORED[payload] = snapshot
         reconstruction.remember_payload(RECONSTRUCTION_KEY, payload)
         return snapshot
 
@@ -147,8 +156,18 @@ def load_snapshot(settings: Settings, environ: Mapping[str, str] | None = None) 
                 snapshot_path(settings.state_dir),
                 exc_info=True,
             )
-    reconstruction.remember_payload(RECONSTRUCTION_KEY, snapshot.to_payload())
+    payload = snapshot.to_payload()
+    _LAST_READ[location] = payload
+    _RESTORED.clear()
+    _RESTORED[payload] = snapshot
+    reconstruction.remember_payload(RECONSTRUCTION_KEY, payload)
     return snapshot
+
+
+def _location(settings: Settings, environ: Mapping[str, str] | None) -> str:
+    """Return where the registry is read from (file path or URL), to key the process memo."""
+    path = registry_file(environ)
+    return f"file:{path}" if path is not None else settings.registry_url
 
 
 def _fallback(

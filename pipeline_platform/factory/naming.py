@@ -10,6 +10,8 @@ import re
 
 import dagster as dg
 
+from pipeline_platform.registry.rules import table_asset_path
+
 KAFKA_PREFIX = "kafka"
 API_PREFIX = "api"
 DEFAULT_TOPIC_GROUP = "topics"
@@ -22,8 +24,14 @@ KAFKA_SENSOR_NAME = "kafka_lag_sensor"
 RELOAD_SENSOR_NAME = "registry_reload_sensor"
 
 TABLE_TAG = "pipeline_platform/table"
+TABLES_TAG = "pipeline_platform/tables"
+INGESTION_TAG = "pipeline_platform/ingestion"
 TOPIC_TAG = "pipeline_platform/topic"
 MAX_LAG_CHECK_NAME = "max_lag_messages"
+MAX_LAG_SECONDS_CHECK_NAME = "max_lag_seconds"
+DEAD_LETTER_CHECK_NAME = "dead_letter_ratio"
+RETENTION_CHECK_NAME = "retention_loss"
+ROWS_GROWING_CHECK_NAME = "rows_growing"
 
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -55,7 +63,7 @@ def api_key(path: str) -> dg.AssetKey:
 
 def table_key(data_source: str, table: str) -> dg.AssetKey:
     """Return the asset key of an ingested table: ``<data_source>/<table>``."""
-    return dg.AssetKey([data_source, table])
+    return dg.AssetKey(table_asset_path(data_source, table))
 
 
 def ingestion_op_name(part: int) -> str:

@@ -5,12 +5,12 @@ translated :class:`PipelineTarget`; the body only runs the plan and reports what
 """
 
 import json
-import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 
+from pipeline_platform.config import environment
 from pipeline_platform.factory.pipeline_translator import (
     SHARED_JOB_NAME,
     PipelineTarget,
@@ -221,7 +221,7 @@ def build_realtime_sensor(
         else:
             check = probe
         try:
-            found = check(target.plan, document, os.environ)
+            found = check(target.plan, document, environment())
         except Exception as error:
             return dg.SkipReason(f"probe failed: {type(error).__name__}: {str(error)[:200]}")
         if not found:

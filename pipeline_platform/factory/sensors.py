@@ -6,21 +6,28 @@ warehouse, one metadata request, batched ListOffsets), so a tick does not grow w
 """
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dagster as dg
 
+from pipeline_platform.config import DEFAULT_LOCATION_NAME, DEFAULTS, read_environment
 from pipeline_platform.factory import naming
+from pipeline_platform.factory.packing import (
+    LaggingTable,
+    in_flight_tables,
+    plan_runs,
+    run_request,
+)
 from pipeline_platform.factory.translator import TableTarget
+from pipeline_platform.monitoring.tick import (
+    EVENT_TIME_TIMEOUT,
+    WatchedTable,
+    lag_seconds,
+    tick_report,
+)
 from pipeline_platform.resources import KafkaResource, RegistryResource, WarehouseResource
-
-WEBSERVER_HOST_ENV = "PIPELINE_DAGSTER_WEBSERVER_HOST"
-WEBSERVER_PORT_ENV = "PIPELINE_DAGSTER_WEBSERVER_PORT"
-LOCATION_NAME_ENV = "PIPELINE_DAGSTER_LOCATION_NAME"
-DEFAULT_LOCATION_NAME = "pipeline_platform"
 
 
 class ReadLagsFn(Protocol):
@@ -39,14 +46,6 @@ class ReadLagsFn(Protocol):
         ...
 
 
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
 @dataclass(frozen=True)
 class LagSensorOptions:
     """How the Kafka lag sensor polls and what it asks for.
@@ -56,42 +55,25 @@ class LagSensorOptions:
         lag_timeout_seconds: Broker timeout of the one batched lag read of a tick.
         min_lag_messages: Lag (messages) from which a table gets a run.
         max_messages_per_run: Cap on messages per table per run (run config).
-        max_runs_per_tick: Most run requests per tick (largest lag first).
+        max_runs_per_tick: Most run requests per tick.
+        max_tables_per_run: Most tables sharing one run (1 = a run per table).
+        max_messages_per_packed_run: Message budget of a shared run; a table lagging by at
+            least this many messages gets a run of its own.
     """
 
-    interval_seconds: int = 30
+    interval_seconds: int = DEFAULTS.kafka_sensor_interval
     lag_timeout_seconds: float = 5.0
     min_lag_messages: int = 1
-    max_messages_per_run: int | None = 1_000_000
-    max_runs_per_tick: int = 100
+    max_messages_per_run: int | None = DEFAULTS.ingest_max_messages
+    max_runs_per_tick: int = DEFAULTS.kafka_sensor_max_runs
+    max_tables_per_run: int = DEFAULTS.ingest_run_max_tables
+    max_messages_per_packed_run: int = DEFAULTS.ingest_run_max_messages
 
 
 def shard_of(key: dg.AssetKey, shards: int) -> int:
     """Return the stable shard (0-based) of a table key among ``shards`` sensors."""
     digest = hashlib.blake2b(key.to_user_string().encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % max(shards, 1)
-
-
-def run_key_for(key: dg.AssetKey, lag: Mapping[int, Any]) -> str:
-    """Return a run key unique to a table and its offset ranges (stored → end per partition)."""
-    ranges = ",".join(f"{p}:{lag[p].stored}-{lag[p].end}" for p in sorted(lag))
-    digest = hashlib.sha256(ranges.encode()).hexdigest()[:20]
-    return f"{key.to_user_string()}@{digest}"
-
-
-def ingestion_run_config(max_messages: int | None) -> dict[str, Any]:
-    """Return the run config that caps messages per table of an ingestion run."""
-    if max_messages is None:
-        return {}
-    return {"ops": {naming.INGESTION_OP_NAME: {"config": {"max_messages": max_messages}}}}
-
-
-def _in_flight_tables(instance: dg.DagsterInstance) -> set[str]:
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(job_name=naming.INGESTION_JOB_NAME, statuses=_IN_FLIGHT),
-        limit=5_000,
-    )
-    return {run.tags[naming.TABLE_TAG] for run in runs if naming.TABLE_TAG in run.tags}
 
 
 def evaluate_lag(
@@ -103,13 +85,17 @@ def evaluate_lag(
     options: LagSensorOptions,
     read_lags: ReadLagsFn | None = None,
     broker_unavailable: type[Exception] | None = None,
+    read_ages: Callable[..., Mapping[str, float | None]] = lag_seconds,
 ) -> dg.SensorResult:
     """One tick of a Kafka lag sensor.
 
     Reads the lag of every active table's topic (stored offset → end offset per partition) in
-    one batched call, observes it on the topic asset and requests an ingestion run for each
-    lagging table that has no run in flight. Stops with a ``SkipReason`` naming the brokers when
-    they are unreachable.
+    one batched call, observes it on the topic asset (with the lag in seconds and the produce
+    rate), reports the lag and retention checks of every table without a run
+    (``pipeline_platform.monitoring.tick``) and requests at most ``options.max_runs_per_tick``
+    ingestion runs for the lagging tables that are in no run in flight, small ones packed
+    together (:mod:`~pipeline_platform.factory.packing`). Stops with a ``SkipReason`` naming
+    the brokers when they are unreachable.
 
     Args:
         context: The sensor context.
@@ -119,9 +105,10 @@ def evaluate_lag(
         options: Polling limits.
         read_lags: The batched lag reader; the ingestion service's ``read_lags`` by default.
         broker_unavailable: The exception ``read_lags`` raises when brokers are down.
+        read_ages: Reads topic → lag in seconds (Kafka timestamps of the oldest pending).
 
     Returns:
-        Run requests and lag observations, or a skip reason.
+        Run requests, or a skip reason, with the observations, check evaluations and cursor.
     """
     if read_lags is None or broker_unavailable is None:
         from pipeline_platform.ingestion import service
@@ -133,7 +120,7 @@ def evaluate_lag(
     active = [target for target in targets if target.topic.active]
     failures: dict[str, Exception] = {}
     urls = _warehouse_urls(warehouse, active, failures)
-    in_flight = _in_flight_tables(context.instance)
+    in_flight = in_flight_tables(context.instance, targets)
     try:
         lags = read_lags(
             [target.topic for target in active if target.topic.name not in failures],
@@ -149,8 +136,9 @@ def evaluate_lag(
                 "no run requested. Retrying on the next tick."
             )
         )
-    observations: list[dg.AssetObservation] = []
-    lagging: list[tuple[int, TableTarget, Mapping[int, Any]]] = []
+    lagging: list[LaggingTable] = []
+    watched: list[WatchedTable] = []
+    waiting = 0  # lagging tables already in a queued or running run
     errors: list[str] = []
     for target in active:
         failure = failures.get(target.topic.name)
@@ -158,41 +146,38 @@ def evaluate_lag(
             errors.append(f"{target.key.to_user_string()}: {type(failure).__name__}: {failure}")
             continue
         lag = lags.get(target.topic.name, {})
+        watched.append(WatchedTable(target.key, target.topic.name, target.table, lag))
         total = sum(max(0, p.end - p.stored) for p in lag.values())
-        observations.append(
-            dg.AssetObservation(
-                asset_key=naming.topic_key(target.topic.name),
-                metadata={
-                    "lag_messages": total,
-                    "lagging_partitions": sum(1 for p in lag.values() if p.end > p.stored),
-                    "end_offset_total": sum(p.end for p in lag.values()),
-                },
-            )
-        )
-        if total >= options.min_lag_messages and target.key.to_user_string() not in in_flight:
-            lagging.append((total, target, lag))
+        if total >= options.min_lag_messages:
+            if target.key.to_user_string() in in_flight:
+                waiting += 1
+            else:
+                lagging.append(LaggingTable(target, lag, total))
+    timeout = min(options.lag_timeout_seconds, EVENT_TIME_TIMEOUT)
+    ages = read_ages({t.topic: t.partitions for t in watched}, kafka.client_config(), timeout)
+    report = tick_report(watched, ages, context.cursor)
+    observations = report.events
     for error_text in errors:
         context.log.warning(f"Lag not read for {error_text}")
-    lagging.sort(key=lambda item: -item[0])
-    requests = [
-        dg.RunRequest(
-            run_key=run_key_for(target.key, lag),
-            job_name=naming.INGESTION_JOB_NAME,
-            asset_selection=[target.key],
-            run_config=ingestion_run_config(options.max_messages_per_run),
-            tags={
-                naming.TABLE_TAG: target.key.to_user_string(),
-                naming.TOPIC_TAG: target.topic.name,
-            },
-        )
-        for _, target, lag in lagging[: options.max_runs_per_tick]
-    ]
+    runs = plan_runs(
+        lagging,
+        max_runs=options.max_runs_per_tick,
+        max_tables=options.max_tables_per_run,
+        max_messages=options.max_messages_per_packed_run,
+    )
+    requests = [run_request(run, options.max_messages_per_run) for run in runs]
     if requests:
-        return dg.SensorResult(run_requests=requests, asset_events=observations)
+        return dg.SensorResult(
+            run_requests=requests, asset_events=observations, cursor=report.cursor
+        )
     reason = f"No table lagging among {len(targets)} polled"
+    if waiting:
+        reason = f"{waiting} lagging table(s) of {len(targets)} already in a run in flight"
     if errors:
         reason += f"; lag not read for {len(errors)} table(s): {errors[0]}"
-    return dg.SensorResult(skip_reason=dg.SkipReason(reason), asset_events=observations)
+    return dg.SensorResult(
+        skip_reason=dg.SkipReason(reason), asset_events=observations, cursor=report.cursor
+    )
 
 
 def _warehouse_urls(
@@ -288,9 +273,8 @@ def reload_code_location(location_name: str, environ: Mapping[str, str] | None =
     """
     from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
 
-    env = os.environ if environ is None else environ
-    host = env.get(WEBSERVER_HOST_ENV) or "localhost"
-    port = int(env.get(WEBSERVER_PORT_ENV) or 3000)
+    values = read_environment(environ)
+    host, port = values.webserver_host, values.webserver_port
     client = DagsterGraphQLClient(host, port_number=port, timeout=30)
     info = client.reload_repository_location(location_name)
     if info.status != ReloadRepositoryLocationStatus.SUCCESS:
@@ -334,7 +318,7 @@ def evaluate_reload(
     location = (
         origin.location_name
         if origin is not None
-        else os.environ.get(LOCATION_NAME_ENV, DEFAULT_LOCATION_NAME)
+        else read_environment().location_name or DEFAULT_LOCATION_NAME
     )
     try:
         outcome = reload(location)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, wait
 from typing import Any
 
@@ -59,8 +59,19 @@ def read_watermarks(
     kafka_config: dict[str, Any],
     timeout: float,
     failed: dict[str, Exception],
+    need_low: Callable[[str, int, int], bool] | None = None,
 ) -> dict[str, dict[int, tuple[int, int]]]:
     """Return ``(low, high)`` per partition of every topic: one metadata + batched ListOffsets.
+
+    Args:
+        topic_names: The topics.
+        kafka_config: librdkafka settings.
+        timeout: Seconds for the whole read.
+        failed: Filled with topic name → error for topics whose offsets could not be read.
+        need_low: When given, high watermarks are read first and the low watermark only of the
+            partitions for which ``need_low(topic, partition, high)`` is true (a caught-up
+            partition needs none: the lag sensor's steady state halves the offsets it asks
+            for); the others report ``low == high``.
 
     Raises:
         BrokerUnavailable: No metadata or no offsets within ``timeout``.
@@ -97,32 +108,23 @@ def read_watermarks(
             partitions.extend(TopicPartition(name, p) for p in sorted(found.partitions))
     if not partitions:
         return marks
-    left = max(0.1, deadline - time.monotonic())
-    lows: dict[TopicPartition, Future[Any]] = {}
-    highs: dict[TopicPartition, Future[Any]] = {}
-    try:
-        # Every request is sent before any answer is awaited: the chunks travel concurrently.
-        for start in range(0, len(partitions), LIST_OFFSETS_CHUNK):
-            chunk = partitions[start : start + LIST_OFFSETS_CHUNK]
-            for spec, futures in ((OffsetSpec.earliest, lows), (OffsetSpec.latest, highs)):
-                futures.update(
-                    admin.list_offsets(
-                        {tp: spec() for tp in chunk},
-                        isolation_level=isolation,
-                        request_timeout=left,
-                    )
-                )
-    except KafkaException as error:
-        raise BrokerUnavailable(f"Kafka did not return offsets: {error}") from error
-    pending: list[Future[Any]] = [*lows.values(), *highs.values()]
-    _done, not_done = wait(pending, timeout=left + 1.0)
-    if not_done:
-        raise BrokerUnavailable(
-            f"Kafka did not return offsets of {len(not_done)} partition(s) within {timeout:g} s"
-        )
     partition_errors: dict[str, Exception] = {}
-    low_of = _offsets(lows, partition_errors)
-    high_of = _offsets(highs, partition_errors)
+    if need_low is None:
+        specs = {"earliest": partitions, "latest": partitions}
+        found_offsets = _list_offsets(admin, specs, isolation, deadline, timeout)
+        low_of = _offsets(found_offsets["earliest"], partition_errors)
+        high_of = _offsets(found_offsets["latest"], partition_errors)
+    else:
+        latest = _list_offsets(admin, {"latest": partitions}, isolation, deadline, timeout)
+        high_of = _offsets(latest["latest"], partition_errors)
+        wanted = [
+            tp
+            for tp in partitions
+            if (key := (tp.topic, tp.partition)) in high_of and need_low(*key, high_of[key])
+        ]
+        earliest = _list_offsets(admin, {"earliest": wanted}, isolation, deadline, timeout)
+        low_of = {key: high for key, high in high_of.items()}
+        low_of.update(_offsets(earliest["earliest"], partition_errors))
     if partition_errors and not low_of and not high_of:
         sample = next(iter(partition_errors.values()))
         raise BrokerUnavailable(f"Kafka returned no offsets: {sample}")
@@ -134,6 +136,44 @@ def read_watermarks(
             continue
         marks[tp.topic][tp.partition] = (low_of[key], high_of[key])
     return marks
+
+
+def _list_offsets(
+    admin: AdminClient,
+    specs: Mapping[str, Sequence[TopicPartition]],
+    isolation: IsolationLevel,
+    deadline: float,
+    timeout: float,
+) -> dict[str, dict[TopicPartition, Future[Any]]]:
+    """Send ListOffsets for every spec (``earliest`` / ``latest``) in chunks; await them all.
+
+    Raises:
+        BrokerUnavailable: A request failed or not every answer came before ``deadline``.
+    """
+    left = max(0.1, deadline - time.monotonic())
+    futures: dict[str, dict[TopicPartition, Future[Any]]] = {name: {} for name in specs}
+    try:
+        # Every request is sent before any answer is awaited: the chunks travel concurrently.
+        for name, partitions in specs.items():
+            spec = OffsetSpec.earliest if name == "earliest" else OffsetSpec.latest
+            for start in range(0, len(partitions), LIST_OFFSETS_CHUNK):
+                chunk = partitions[start : start + LIST_OFFSETS_CHUNK]
+                futures[name].update(
+                    admin.list_offsets(
+                        {tp: spec() for tp in chunk},
+                        isolation_level=isolation,
+                        request_timeout=left,
+                    )
+                )
+    except KafkaException as error:
+        raise BrokerUnavailable(f"Kafka did not return offsets: {error}") from error
+    pending = [future for by_partition in futures.values() for future in by_partition.values()]
+    _done, not_done = wait(pending, timeout=left + 1.0)
+    if not_done:
+        raise BrokerUnavailable(
+            f"Kafka did not return offsets of {len(not_done)} partition(s) within {timeout:g} s"
+        )
+    return futures
 
 
 def _offsets(

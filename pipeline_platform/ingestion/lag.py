@@ -32,15 +32,25 @@ StoredKey = tuple[str, str]  # (asset_key, topic)
 
 @dataclass(frozen=True)
 class PartitionLag:
-    """A partition's stored next offset (or where ingestion would start) and its end offset."""
+    """A partition's stored next offset (or where ingestion would start) and its end offset.
+
+    ``lost_from`` is the stored offset when retention deleted it and later messages before they
+    were ingested (``stored`` is then the low watermark, where ingestion will resume).
+    """
 
     stored: int
     end: int
+    lost_from: int | None = None
 
     @property
     def lag(self) -> int:
         """Messages not yet ingested."""
         return max(0, self.end - self.stored)
+
+    @property
+    def lost(self) -> tuple[int, int] | None:
+        """The ``(first, last)`` offsets deleted before ingestion, or None."""
+        return None if self.lost_from is None else (self.lost_from, self.stored - 1)
 
 
 def read_lags(
@@ -74,7 +84,20 @@ def read_lags(
     wanted = _unique_with_tables(topics, failed)
     stored = _stored_offsets(wanted, warehouse_urls, timeout, failed)
     readable = [topic for topic in wanted if topic.name not in failed]
-    marks = read_watermarks([topic.name for topic in readable], dict(kafka_config), timeout, failed)
+    stored_of = {
+        topic.name: stored.get((asset_key_of(topic.table), topic.name), {})
+        for topic in readable
+        if topic.table is not None
+    }
+
+    def need_low(topic: str, partition: int, high: int) -> bool:
+        # The low watermark only matters where nothing is stored or the table is behind.
+        known = stored_of.get(topic, {}).get(partition)
+        return known is None or known < high
+
+    marks = read_watermarks(
+        [topic.name for topic in readable], dict(kafka_config), timeout, failed, need_low
+    )
     result: dict[str, dict[int, PartitionLag]] = {}
     for topic in readable:
         if topic.name in failed:
@@ -82,10 +105,18 @@ def read_lags(
         assert topic.table is not None
         known = stored.get((asset_key_of(topic.table), topic.name), {})
         result[topic.name] = {
-            partition: PartitionLag(stored=max(known.get(partition, low), low), end=high)
+            partition: _partition_lag(known.get(partition), low, high)
             for partition, (low, high) in sorted(marks.get(topic.name, {}).items())
         }
     return result
+
+
+def _partition_lag(stored: int | None, low: int, high: int) -> PartitionLag:
+    if stored is None:
+        return PartitionLag(stored=low, end=high)
+    return PartitionLag(
+        stored=max(stored, low), end=high, lost_from=stored if stored < low else None
+    )
 
 
 def _unique_with_tables(topics: Iterable[Topic], failed: dict[str, Exception]) -> list[Topic]:

@@ -87,7 +87,10 @@ def consumer_config(kafka_config: Mapping[str, Any], group_id: str) -> dict[str,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": True,
         "queued.max.messages.kbytes": 262_144,
-        "fetch.wait.max.ms": 100,
+        # A read stops at the end offsets captured at start, so a fetch never has to wait for
+        # new data; a long wait only delays the requests queued behind the last fetch on the
+        # connection (the final offset commit: about 100 ms per table at the default).
+        "fetch.wait.max.ms": 10,
         "logger": logger,
     }
     config.update(kafka_config)
@@ -207,7 +210,10 @@ def read_batches(
         want = batch_size - len(batch)
         if remaining > 0:
             want = min(want, remaining)
-        messages: list[Any] = consume(num_messages=want, timeout=0.1)
+        # Ask for no more than is left before the end offsets: ``consume`` returns as soon as it
+        # has ``want`` messages, so a small read does not wait out the timeout (100 ms a table).
+        left = sum(end - position[p] for p, end in pending.items())
+        messages: list[Any] = consume(num_messages=max(1, min(want, left)), timeout=0.1)
         before = len(batch)
         unfinished = len(pending)
         last: dict[int, int] = {}

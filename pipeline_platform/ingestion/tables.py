@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pipeline_platform.registry.document import TableConfig, Topic
+from pipeline_platform.registry.rules import table_asset_name
 from pipeline_platform.warehouse import TableSpec
 
 
 def asset_key_of(table: TableConfig) -> str:
     """Return the asset key string of an ingested table: ``<data_source>/<table>``."""
-    return f"{table.data_source}/{table.name}"
+    return table_asset_name(table.data_source, table.name)
 
 
 def table_spec_of(table: TableConfig) -> TableSpec:

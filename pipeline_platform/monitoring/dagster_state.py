@@ -61,9 +61,9 @@ class DagsterReader:
     @classmethod
     def from_environment(cls) -> DagsterReader | None:
         """Return a reader of the instance of ``DAGSTER_HOME``, or None when it is not set."""
-        import os
+        from pipeline_platform.config import read_environment
 
-        if not os.environ.get("DAGSTER_HOME"):
+        if read_environment().dagster_home is None:
             return None
         import dagster as dg
 
@@ -143,3 +143,34 @@ class DagsterReader:
                     cursor = result.cursor
                 self._rows[key] = (after, total)
             return {key: self._rows[key][1] for key in asset_keys}
+
+
+def last_day_totals(
+    instance: Any, key: Any, now: float, limit: int = _PAGE
+) -> tuple[int, int] | None:
+    """Return ``(dead_letters, messages)`` summed over a table's last 24 h of materializations.
+
+    Args:
+        instance: The Dagster instance.
+        key: The table's ``AssetKey``.
+        now: Seconds since the epoch the 24 hours end at.
+        limit: Most materializations read (the newest ones).
+
+    Returns:
+        The sums, or None when the instance could not be read.
+    """
+    import dagster as dg
+
+    try:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_timestamp=now - 86_400), limit=limit
+        ).records
+    except Exception:
+        logger.warning("Materializations of %s not read", key, exc_info=True)
+        return None
+    dead = messages = 0
+    for record in records:
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        dead += int(getattr(metadata.get("dead_letters"), "value", 0) or 0)
+        messages += int(getattr(metadata.get("messages"), "value", 0) or 0)
+    return dead, messages

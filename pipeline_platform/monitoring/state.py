@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from pipeline_platform.config import Settings
+from pipeline_platform.config import Settings, environment
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
 from pipeline_platform.monitoring.dagster_state import DagsterReader, RunInfo
 from pipeline_platform.monitoring.event_times import EventTimes, read_event_times
@@ -34,6 +34,7 @@ from pipeline_platform.monitoring.warehouse_stats import (
 )
 from pipeline_platform.registry.document import DEFAULT_DATA_SOURCE, RegistryDocument, Topic
 from pipeline_platform.registry.live import LiveRegistry, RegistryUnavailable, one_line
+from pipeline_platform.registry.rules import table_asset_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class TableState:
     @property
     def asset_key(self) -> str:
         """``<data_source>/<table>``."""
-        return f"{self.data_source}/{self.table}"
+        return table_asset_name(self.data_source, self.table)
 
     def as_json(self) -> dict[str, Any]:
         """Return the ``/status`` row of this table (spec §10)."""
@@ -126,12 +127,11 @@ class StateReader:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         """Keep the sources; nothing is read yet."""
-        import os
 
         self.settings = settings
         self.registry = registry
         self.ttl = ttl
-        self._env = os.environ if environ is None else environ
+        self._env = environment(environ)
         self._dagster_factory = dagster
         self._dagster: DagsterReader | None = None
         self._engines: dict[str, Any] = {}
@@ -197,7 +197,9 @@ class StateReader:
             return PlatformState(None, None, False, errors=(str(error),))
         errors: list[str] = []
         topics = _ingested(view.document)
-        keys = {t.name: f"{t.table.data_source}/{t.table.name}" for t in topics if t.table}
+        keys = {
+            t.name: table_asset_name(t.table.data_source, t.table.name) for t in topics if t.table
+        }
         lags = self._lags(topics, errors)
         times = self._times(lags, errors)
         stats = self._stats(topics, errors)
@@ -273,9 +275,8 @@ class StateReader:
         for topic in topics:
             assert topic.table is not None
             try:
-                urls[f"{topic.table.data_source}/{topic.table.name}"] = self.warehouse_url(
-                    topic.table.data_source
-                )
+                key = table_asset_name(topic.table.data_source, topic.table.name)
+                urls[key] = self.warehouse_url(topic.table.data_source)
             except KeyError as error:
                 errors.append(one_line(error))
         stats: dict[str, TableStats] = {}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas/numpy load only when a chunk is filtered (not at definitions load)
+    import numpy as np
+    import pandas as pd
 
 Condition = Mapping[str, Any]
 
@@ -34,6 +35,8 @@ def like_regex(pattern: str) -> str:
 
 def _coerce(series: pd.Series, value: Any) -> Any:
     """Bring a config value to the column's type (timestamps, numbers given as text)."""
+    import pandas as pd
+
     if value is None:
         return None
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
@@ -53,6 +56,9 @@ def _coerce(series: pd.Series, value: Any) -> Any:
 
 
 def _bool(result: Any) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     return np.asarray(pd.Series(result).fillna(False).astype(bool))
 
 
@@ -76,6 +82,8 @@ def condition_mask(condition: Condition, frame: pd.DataFrame) -> np.ndarray:
     Returns:
         One boolean per row; NULL compares false, as in SQL.
     """
+    import numpy as np
+
     if "all" in condition or "any" in condition:
         is_all = "all" in condition
         masks = [condition_mask(c, frame) for c in condition["all" if is_all else "any"]]

@@ -6,12 +6,11 @@ put in run config, metadata or errors: :func:`describe` gives a password-free te
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from sqlalchemy.engine import make_url
 
-from pipeline_platform.config import load_settings
+from pipeline_platform.config import environment, load_settings
 from pipeline_platform.registry.document import DEFAULT_DATA_SOURCE, RegistryDocument
 
 
@@ -30,7 +29,7 @@ def data_source_url(
     Raises:
         MissingCredentials: when the variable is not set (the message names it).
     """
-    env = os.environ if environ is None else environ
+    env = environment(environ)
     source = next((s for s in document.data_sources if s.name == name), None)
     if source is not None and env.get(source.url_env):
         return env[source.url_env]

@@ -14,13 +14,13 @@ import ast
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas/numpy load only when an expression is evaluated, not when parsed
+    import pandas as pd
 
 Value = Any  # a pandas Series or a scalar
-Compiled = Callable[[pd.DataFrame], Value]
+Compiled = Callable[["pd.DataFrame"], Value]
 
 _MAX_LENGTH = 2000
 _MAX_DEPTH = 40
@@ -50,6 +50,8 @@ class ExpressionError(ValueError):
 
 
 def _series(value: Value, frame: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
     if isinstance(value, pd.Series):
         return value
     return pd.Series(
@@ -62,7 +64,21 @@ def _str(value: Value, frame: pd.DataFrame) -> Any:
 
 
 def _dt(value: Value, frame: pd.DataFrame) -> Any:
+    import pandas as pd
+
     return pd.to_datetime(_series(value, frame), utc=True, errors="coerce").dt
+
+
+def _floor(frame: pd.DataFrame, value: Value) -> Value:
+    import numpy as np
+
+    return np.floor(_series(value, frame).astype("float64"))
+
+
+def _ceil(frame: pd.DataFrame, value: Value) -> Value:
+    import numpy as np
+
+    return np.ceil(_series(value, frame).astype("float64"))
 
 
 def _round(frame: pd.DataFrame, value: Value, digits: Value = 0) -> Value:
@@ -97,8 +113,8 @@ _FUNCTIONS: dict[str, tuple[int, int, Callable[..., Value]]] = {
     "length": (1, 1, lambda f, v: _str(v, f).str.len()),
     "abs": (1, 1, lambda f, v: _series(v, f).abs()),
     "round": (1, 2, _round),
-    "floor": (1, 1, lambda f, v: np.floor(_series(v, f).astype("float64"))),
-    "ceil": (1, 1, lambda f, v: np.ceil(_series(v, f).astype("float64"))),
+    "floor": (1, 1, _floor),
+    "ceil": (1, 1, _ceil),
     "coalesce": (2, 16, _coalesce),
     "concat": (1, 16, _concat),
     "if_else": (3, 3, _if_else),

@@ -8,19 +8,17 @@ pairs (the registry's validation wraps them); :func:`build_plan` turns a valid p
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import jsonschema
-from croniter import croniter
 
 from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
 from pipeline_platform.pipelines.catalog.presets import BUILTIN_PRESETS
 from pipeline_platform.pipelines.conditions import condition_columns
 from pipeline_platform.pipelines.expressions import ExpressionError, parse_expression
 from pipeline_platform.registry.document import Pipeline, PipelineNode, Preset
+from pipeline_platform.registry.rules import find_cycle
 
 Issue = tuple[str, str]  # (path, reason)
 
@@ -74,32 +72,6 @@ class PipelinePlan:
     def incremental(self) -> tuple[PlanNode, ...]:
         """The extractors that read past a watermark."""
         return tuple(n for n in self.of_kind("extractor") if n.config.get("incremental_column"))
-
-
-def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """Return one cycle of a directed graph as a node list, or None when acyclic."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-    for start in sorted(edges):
-        if state.get(start):
-            continue
-        work: list[tuple[str, Any]] = [(start, iter(sorted(edges.get(start, ()))))]
-        state[start] = 1
-        stack.append(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is None:
-                work.pop()
-                stack.pop()
-                state[node] = 2
-            elif state.get(child) == 1:
-                return [*stack[stack.index(child) :], child]
-            elif not state.get(child):
-                state[child] = 1
-                stack.append(child)
-                work.append((child, iter(sorted(edges.get(child, ())))))
-    return None
 
 
 def _edges(pipeline: Pipeline) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -200,9 +172,17 @@ def output_columns(
     return first
 
 
+def _valid_cron(schedule: str) -> bool:
+    from croniter import croniter  # loads only for a pipeline with a schedule
+
+    return bool(croniter.is_valid(schedule))
+
+
 def _check_config(
     npath: str, module: ModuleSpec, config: dict[str, Any], sources: Mapping[str, str | None]
 ) -> Iterator[Issue]:
+    import jsonschema  # loads only when a pipeline's module config is checked
+
     validator = jsonschema.validators.validator_for(module.config_schema)(module.config_schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     for error in errors:
@@ -260,7 +240,7 @@ def check_pipeline(
         ``(path, reason)`` pairs; empty when the pipeline is valid.
     """
     out: list[Issue] = []
-    if pipeline.schedule is not None and not croniter.is_valid(pipeline.schedule):
+    if pipeline.schedule is not None and not _valid_cron(pipeline.schedule):
         out.append((f"{base}.schedule", f"not a valid cron string: {pipeline.schedule!r}"))
     if pipeline.mode == "batch" and pipeline.schedule is None:
         out.append((f"{base}.schedule", "a batch pipeline needs a cron schedule"))

@@ -181,7 +181,7 @@ def execute(
         plan: The run plan (see ``graph.build_plan``).
         document: The registry (data sources).
         run_id: The run's id (temporary file names).
-        environ: Environment to read data source URLs from; ``os.environ`` by default.
+        environ: Environment to read data source URLs from; the process environment by default.
         log: Where progress lines go (the Dagster log in a run); never given a URL.
         preview_rows: Preview: keep this many rows per node, read at most ``preview_limit``
             rows per extractor and write nothing.

@@ -10,7 +10,6 @@ keeps partial aggregates per group, so its memory grows with the groups, not the
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pandas import DataFrame as Frame
 
+from pipeline_platform.config import environment
 from pipeline_platform.pipelines.conditions import condition_mask
 from pipeline_platform.pipelines.expressions import parse_expression
 
@@ -274,7 +274,7 @@ class MaskColumns(Step):
         self.keep = int(config.get("keep", 4))
         self.replacement = config.get("replacement", "***")
         salt_env = config.get("salt_env")
-        self.salt = os.environ.get(salt_env, "") if salt_env else ""
+        self.salt = environment().get(salt_env, "") if salt_env else ""
 
     def apply(self, frame: Frame) -> Frame:
         out = frame.copy()

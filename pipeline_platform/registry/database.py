@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
 
 from pipeline_platform.pipelines.catalog import BUILTIN_MODULES, ModuleSpec
 from pipeline_platform.registry.models import modules, registry_revisions
+
+if TYPE_CHECKING:  # Alembic loads only when migrations are looked at (not to read the registry)
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _UPGRADE_LOCK_KEY = 0x5049_5045_5245_47  # "PIPEREG": advisory lock held while upgrading
@@ -70,6 +69,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     Returns:
         A configuration whose ``script_location`` is the package's migration directory.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -80,6 +81,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """Return the newest migration revision shipped with the package."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships migrations
         raise RuntimeError("no registry migrations found")
@@ -88,6 +91,8 @@ def head_revision() -> str:
 
 def schema_revision(engine: Engine) -> str | None:
     """Return the migration revision the database is at, or None when never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -101,6 +106,8 @@ def upgrade_registry(engine: Engine) -> None:
     Args:
         engine: Engine of the registry database.
     """
+    from alembic import command
+
     with engine.begin() as connection:
         # Processes starting together (code server, daemon, CLI) upgrade one at a time.
         if connection.dialect.name == "postgresql":

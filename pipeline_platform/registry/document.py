@@ -87,6 +87,8 @@ class TableConfig(Record):
     upsert_key: tuple[SqlIdentifier, ...] = ()
     time_column: SqlIdentifier | None = None
     max_lag_messages: Annotated[int, Field(gt=0)] | None = None
+    max_lag_seconds: Annotated[int, Field(gt=0)] | None = None
+    max_dead_letter_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     freshness_minutes: Annotated[int, Field(gt=0)] | None = None
     mappings: Annotated[tuple[FieldMapping, ...], Field(min_length=1)]
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -124,6 +125,8 @@ class TopicTableConfig(Base):
     upsert_key: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     time_column: Mapped[str | None] = mapped_column(String(63), nullable=True)
     max_lag_messages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_lag_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_dead_letter_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
     freshness_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 

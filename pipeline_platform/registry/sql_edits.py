@@ -20,7 +20,8 @@ from pipeline_platform.registry.document import RegistryDocument
 from pipeline_platform.registry.fingerprint import content_fingerprint
 from pipeline_platform.registry.gc_pause import gc_paused
 from pipeline_platform.registry.models import registry_revisions
-from pipeline_platform.registry.store import _dumps, diff_documents, read_document
+from pipeline_platform.registry.store import diff_documents, read_document
+from pipeline_platform.registry.store.rows import dumps_json
 
 SQL_ACTOR = "sql"
 
@@ -68,7 +69,7 @@ def record_sql_edits(engine: Engine) -> int:
                     created_at=datetime.now(UTC),
                     actor=SQL_ACTOR,
                     source="edited in SQL",
-                    summary=_dumps(diff.summary()),
+                    summary=dumps_json(diff.summary()),
                     fingerprint=fingerprint,
                     content=content,
                 )

@@ -7,7 +7,6 @@ references, cycles, pipeline graphs, cron strings, module configs) run over the 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pipeline_platform.json_schemas import schema_problem
 from pipeline_platform.pipelines.catalog import MODULES_BY_NAME, ModuleSpec
-from pipeline_platform.pipelines.graph import check_pipeline, find_cycle, presets_by_name
+from pipeline_platform.pipelines.graph import check_pipeline, presets_by_name
 from pipeline_platform.registry.document import (
-    DEFAULT_DATA_SOURCE,
     DataSource,
     Flow,
     Pipeline,
@@ -30,6 +28,15 @@ from pipeline_platform.registry.document import (
     Topic,
 )
 from pipeline_platform.registry.gc_pause import gc_paused
+from pipeline_platform.registry.rules import (
+    data_source_problem,
+    duplicates,
+    find_cycle,
+    known_data_sources,
+    table_identity,
+    topic_edges,
+    unknown_stage_topics,
+)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -144,12 +151,8 @@ def _raw_names(entries: Any) -> set[str]:
 
 
 def _duplicates(items: Iterable[tuple[str, str]], what: str, problems: list[Problem]) -> None:
-    seen: dict[str, str] = {}
-    for path, name in items:
-        if name in seen:
-            problems.append(Problem(path, f"duplicate {what} {name!r} (first at {seen[name]})"))
-        else:
-            seen[name] = path
+    for path, name, first in duplicates(items):
+        problems.append(Problem(path, f"duplicate {what} {name!r} (first at {first})"))
 
 
 def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[Problem]) -> None:
@@ -173,12 +176,9 @@ def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[
         if table is None:
             continue
         tbase = f"{base}.table"
-        if table.data_source not in sources:
-            out.append(
-                Problem(f"{tbase}.data_source", f"unknown data source {table.data_source!r}")
-            )
-        qualified = ".".join(filter(None, (table.data_source, table.db_schema, table.name)))
-        tables.append((f"{tbase}.name", qualified))
+        if (problem := data_source_problem(table, sources)) is not None:
+            out.append(Problem(f"{tbase}.data_source", problem))
+        tables.append((f"{tbase}.name", table_identity(table)))
         _duplicates(
             ((f"{tbase}.mappings[{j}].column", m.column) for j, m in enumerate(table.mappings)),
             "column",
@@ -199,21 +199,15 @@ def _check_topics(topics: list[tuple[int, Topic]], sources: set[str], out: list[
 
 def _check_flows(flows: list[tuple[int, Flow]], topic_names: set[str], out: list[Problem]) -> None:
     _duplicates(((f"flows[{i}].name", f.name) for i, f in flows), "flow", out)
-    produces: dict[str, set[str]] = defaultdict(set)
     for i, flow in flows:
         _duplicates(
             ((f"flows[{i}].stages[{j}].name", s.name) for j, s in enumerate(flow.stages)),
             "stage",
             out,
         )
-        for j, stage in enumerate(flow.stages):
-            for role in ("inputs", "outputs", "errors"):
-                for k, topic in enumerate(getattr(stage, role)):
-                    if topic not in topic_names:
-                        path = f"flows[{i}].stages[{j}].{role}[{k}]"
-                        out.append(Problem(path, f"unknown topic {topic!r}"))
-            for source in stage.inputs:
-                produces[source].update((*stage.outputs, *stage.errors))
+    for unknown in unknown_stage_topics(flows, topic_names):
+        out.append(Problem(unknown.path, f"unknown topic {unknown.topic!r}"))
+    produces = topic_edges(flow for _, flow in flows)
     cycle = find_cycle(produces)
     if cycle:
         out.append(Problem("flows", "stages form a cycle of topics: " + " -> ".join(cycle)))
@@ -264,7 +258,7 @@ def validate_data(
     data_sources = _parse_entries("data_sources", data.get("data_sources"), problems)
     pipelines = _parse_entries("pipelines", data.get("pipelines"), problems)
 
-    source_names = _raw_names(data.get("data_sources")) | {DEFAULT_DATA_SOURCE}
+    source_names = known_data_sources(_raw_names(data.get("data_sources")))
     _duplicates(
         ((f"data_sources[{i}].name", d.name) for i, d in data_sources), "data source", problems
     )

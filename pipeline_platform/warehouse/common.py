@@ -15,14 +15,12 @@ from pipeline_platform.warehouse.base import (
     DEAD_LETTERS_TABLE,
     OFFSETS_TABLE,
     STATE_TABLE,
-    DeadLetterRow,
     FencedError,
     OffsetUpdates,
-    StoredDeadLetter,
     TargetTable,
-    reason_kind,
 )
 from pipeline_platform.warehouse.quoting import qualified_name, quote
+from pipeline_platform.warehouse.rejects import DeadLetterRow, StoredDeadLetter, reason_kind
 
 DEAD_LETTER_COLUMNS = (
     'id, asset_key, topic, partition, "offset", key, raw, reason, run_id, created_at, reason_kind'

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import errors as pg_errors
 
-from pipeline_platform.warehouse.base import RejectedRow, TargetTable, WriteMode, bisect_rejects
+from pipeline_platform.warehouse.base import TargetTable, WriteMode
 from pipeline_platform.warehouse.common import CommonTransaction, conflict_clause
 from pipeline_platform.warehouse.quoting import quote
+from pipeline_platform.warehouse.rejects import RejectedRow, bisect_rejects
 
 if TYPE_CHECKING:
     from pipeline_platform.warehouse.postgres import PostgresWarehouse

@@ -21,12 +21,10 @@ from pipeline_platform.warehouse.base import (
     OFFSETS_TABLE,
     STATE_TABLE,
     MigrationStep,
-    RejectedRow,
     TableSpec,
     TargetTable,
     TypeChange,
     WriteMode,
-    bisect_rejects,
     conflict_columns_for,
 )
 from pipeline_platform.warehouse.common import (
@@ -36,6 +34,7 @@ from pipeline_platform.warehouse.common import (
     conflict_clause,
 )
 from pipeline_platform.warehouse.quoting import quote
+from pipeline_platform.warehouse.rejects import RejectedRow, bisect_rejects
 
 SQLITE_TYPES = {
     "string": "TEXT",

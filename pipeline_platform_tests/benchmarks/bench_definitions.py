@@ -5,7 +5,8 @@ Run: ``python -m pipeline_platform_tests.benchmarks.bench_definitions [--topics 
 Measures, in one process, (a) the factory: snapshot → ``Definitions`` → repository snapshot
 serialized as the code server sends it to the webserver, and (b) the minimal Dagster structure of
 the same size (topic ``AssetSpec``s, one ``multi_asset`` over the table specs, one job, one
-sensor), built and serialized the same way. Goal: (a) ≤ 10 s and ≤ 2 × (b).
+sensor), built and serialized the same way, best of interleaved rounds; then loads a 10,000-topic
+registry. Goal: (a) ≤ 10 s and ≤ 2 × (b); the large registry loads.
 """
 
 import argparse
@@ -72,13 +73,15 @@ def _minimal(n_topics: int, n_tables: int, mappings: int) -> dg.Definitions:
     return dg.Definitions(assets=[*topic_specs, ingest], jobs=[job], sensors=[lag_sensor])
 
 
-def _timed(build: Callable[[], dg.Definitions]) -> tuple[float, float, int]:
+def _timed(build: Callable[[], dg.Definitions]) -> tuple[float, float, int, float]:
+    """Return (build s, build+serialize s, snapshot bytes, build+serialize CPU s)."""
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     defs = build()
     built = time.perf_counter()
     size = _serialize(defs)
-    return built - start, time.perf_counter() - start, size
+    return built - start, time.perf_counter() - start, size, time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -96,33 +99,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mappings", type=int, default=15)
     parser.add_argument("--flows", type=int, default=500)
     parser.add_argument("--pipelines", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
+    parser.add_argument(
+        "--large-topics", type=int, default=10000, help="also load a registry this large (0: no)"
+    )
     args = parser.parse_args(argv)
 
     document = _document(args.topics, args.tables, args.mappings, args.flows, args.pipelines)
     snapshot = RegistrySnapshot(document, revision="bench", origin="registry")
     options = FactoryOptions()
     payload = snapshot.to_payload()
-
-    factory_build, factory_total, factory_size = _timed(
-        lambda: build_definitions(snapshot, options=options, environ={})
+    without = RegistrySnapshot(
+        document.model_copy(update={"pipelines": ()}), revision="bench", origin="registry"
     )
-    minimal_build, minimal_total, minimal_size = _timed(
-        lambda: _minimal(args.topics, args.tables, args.mappings)
-    )
+    variants: dict[str, Callable[[], dg.Definitions]] = {
+        "factory": lambda: build_definitions(snapshot, options=options, environ={}),
+        "minimal": lambda: _minimal(args.topics, args.tables, args.mappings),
+        "bare": lambda: build_definitions(without, options=options, environ={}),
+    }
+    # Interleaved rounds, best of each: the machine is shared, so one slow round (another
+    # process busy) must not decide the ratio.
+    best: dict[str, tuple[float, float, int, float]] = {}
+    for _ in range(args.rounds):
+        for name, build in variants.items():
+            figures = _timed(build)
+            if name not in best or figures[1] < best[name][1]:
+                best[name] = figures
+    factory_build, factory_total, factory_size, factory_cpu = best["factory"]
+    minimal_build, minimal_total, minimal_size, minimal_cpu = best["minimal"]
+    _, bare_total, bare_size, _ = best["bare"]
     decode_start = time.perf_counter()
     RegistrySnapshot.from_payload(payload)
     decode = time.perf_counter() - decode_start
     ratio = factory_total / minimal_total
-    without = RegistrySnapshot(
-        document.model_copy(update={"pipelines": ()}), revision="bench", origin="registry"
-    )
-    _, bare_total, bare_size = _timed(
-        lambda: build_definitions(without, options=options, environ={})
-    )
     pipeline_ratio = factory_total / bare_total
     print(
         f"registry: {args.topics} topics, {args.tables} tables x {args.mappings} mappings, "
-        f"{args.flows} flows, {args.pipelines} table pipelines"
+        f"{args.flows} flows, {args.pipelines} table pipelines; best of {args.rounds} rounds"
     )
     print(
         f"factory without the pipelines: build+serialize {bare_total:6.2f} s, "
@@ -138,17 +151,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"snapshot {minimal_size / 1e6:6.1f} MB"
     )
     print(
-        f"ratio   : {ratio:.2f}x (goal <= 2x); factory total {factory_total:.2f} s (goal <= 10 s)"
+        f"ratio   : {ratio:.2f}x wall, {factory_cpu / minimal_cpu:.2f}x CPU "
+        f"({factory_cpu:.2f} s / {minimal_cpu:.2f} s) (goal <= 2x); "
+        f"snapshot size {factory_size / minimal_size:.2f}x; "
+        f"factory total {factory_total:.2f} s (goal <= 10 s)"
     )
     print(f"reconstruction payload: {len(payload) / 1e6:.2f} MB, decoded in {decode:.2f} s")
+    large = None
+    if args.large_topics:
+        large_tables = args.large_topics * args.tables // max(args.topics, 1)
+        large_doc = _document(
+            args.large_topics, large_tables, args.mappings, args.flows, args.pipelines
+        )
+        large_snapshot = RegistrySnapshot(large_doc, revision="bench", origin="registry")
+        large = _timed(lambda: build_definitions(large_snapshot, options=options, environ={}))
+        large_minimal = _timed(lambda: _minimal(args.large_topics, large_tables, args.mappings))
+        print(
+            f"large   : {args.large_topics} topics, {large_tables} tables: loads, build+serialize "
+            f"{large[1]:.2f} s, snapshot {large[2] / 1e6:.1f} MB; minimal {large_minimal[1]:.2f} s "
+            f"({large[1] / large_minimal[1]:.2f}x)"
+        )
     return {
         "factory_seconds": factory_total,
         "minimal_seconds": minimal_total,
         "ratio": ratio,
+        "cpu_ratio": factory_cpu / minimal_cpu,
         "pipeline_ratio": pipeline_ratio,
         "factory_bytes": factory_size,
         "minimal_bytes": minimal_size,
         "payload_bytes": len(payload),
+        "large_seconds": large[1] if large else None,
     }
 
 

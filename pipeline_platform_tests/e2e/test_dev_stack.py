@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline_platform.dev.stack import demo_registry_path
+from pipeline_platform.factory import naming
 from pipeline_platform.registry.validation import load_document
 from pipeline_platform_tests.e2e.dagster_dev import (
     DevStack,
@@ -33,9 +34,14 @@ SENSOR = "kafka_lag_sensor"
 FIRST_RUN_SENSOR = "table_pipelines_first_run"
 
 
+def _tables(run: dict[str, Any]) -> list[str]:
+    """The tables of a sensor run (packed runs list several)."""
+    return [t for t in run["tags"].get(naming.TABLES_TAG, "").split(",") if t]
+
+
 def _successful_warehouse_run(url: str) -> dict[str, Any] | None:
     for run in runs(url, statuses=["SUCCESS"], tags={"dagster/sensor_name": SENSOR}):
-        if run["tags"].get("pipeline_platform/table", "").startswith("warehouse/"):
+        if any(table.startswith("warehouse/") for table in _tables(run)):
             return run
     return None
 
@@ -53,17 +59,18 @@ def test_kafka_sensor_run_lands_rows_in_the_warehouse(dev_stack: DevStack) -> No
             what="a successful sensor-launched ingestion run into warehouse/...",
         )
     except TimeoutError:
-        seen = [(r["status"], r["tags"].get("pipeline_platform/table")) for r in runs(url)]
+        seen = [(r["status"], r["tags"].get(naming.TABLES_TAG)) for r in runs(url)]
         ticks = sensor_state(url, SENSOR)["ticks"][:3]
         pytest.fail(f"no successful run: runs={seen[:20]} ticks={ticks}\n{dev_stack.log_tail()}")
 
     assert run["jobName"] == "ingestion"
     assert run["tags"]["dagster/sensor_name"] == SENSOR
-    assert run["tags"]["pipeline_platform/topic"]
-    assert run["tags"]["dagster/run_key"].startswith(run["tags"]["pipeline_platform/table"] + "@")
+    tables = _tables(run)
+    assert run["tags"][naming.INGESTION_TAG] == ("single" if len(tables) == 1 else "packed")
+    if len(tables) == 1:
+        assert run["tags"]["dagster/run_key"].startswith(tables[0] + "@")
 
-    data_source, table_name = run["tags"]["pipeline_platform/table"].split("/", 1)
-    assert data_source == "warehouse"
+    data_source, table_name = next(t for t in tables if t.startswith("warehouse/")).split("/", 1)
     events = materializations(url, [data_source, table_name])
     ours = [e for e in events if e["runId"] == run["runId"]]
     assert ours, f"no materialization of {data_source}/{table_name} by run {run['runId']}"
@@ -71,12 +78,15 @@ def test_kafka_sensor_run_lands_rows_in_the_warehouse(dev_stack: DevStack) -> No
     assert metadata["rows_written"] > 0, metadata
     assert metadata["messages"] >= metadata["rows_written"] + metadata["dead_letters"]
     assert metadata["lag_left"] >= 0
+    document = load_document(demo_registry_path())
+    topic = next(
+        t
+        for t in document.topics
+        if t.table is not None and (t.table.data_source, t.table.name) == (data_source, table_name)
+    )
+    assert topic.table is not None
     status = httpx.get(dev_stack.api_url() + "/status", timeout=60).json()
-    assert run["tags"]["pipeline_platform/topic"] in [t["topic"] for t in status["tables"]]
-
-    topic = load_document(demo_registry_path()).topic(run["tags"]["pipeline_platform/topic"])
-    assert topic is not None and topic.table is not None
-    assert topic.table.name == table_name
+    assert topic.name in [t["topic"] for t in status["tables"]]
     qualified = (
         f'"{topic.table.db_schema}"."{table_name}"'
         if topic.table.db_schema

@@ -8,6 +8,7 @@ further run must find nothing to do.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -15,13 +16,21 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
+import dagster as dg
 import orjson
 import psycopg
 import pytest
 
+from pipeline_platform.factory import naming
+from pipeline_platform.factory.sensors import LagSensorOptions, evaluate_lag
+from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.ingestion.service import ingest_table
-from pipeline_platform.registry.document import Topic
+from pipeline_platform.registry.database import create_registry_engine, upgrade_registry
+from pipeline_platform.registry.document import RegistryDocument, Topic
+from pipeline_platform.registry.store import import_document
+from pipeline_platform.resources import KafkaResource, WarehouseResource
 from pipeline_platform.warehouse import postgres_conninfo
 from pipeline_platform_tests.kafka import produce
 
@@ -68,18 +77,14 @@ def make_topic(append_only: bool) -> Topic:
     )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("append_only", [False, True], ids=["upsert", "append"])
-def test_exactly_once_under_sigkill(
-    append_only: bool, postgres_url: str, kafka_bootstrap: str
-) -> None:
-    rng = random.Random(1234 if append_only else 4321)
-    topic = make_topic(append_only)
-    assert topic.table is not None
+def make_messages(
+    rng: random.Random, good: int = GOOD
+) -> tuple[list[tuple[int | None, bytes | None, bytes | None]], dict[str, int], int]:
+    """Return the messages to produce, the last ``seq`` per device and the poison count."""
     messages: list[tuple[int | None, bytes | None, bytes | None]] = []
     last_seq: dict[str, int] = {}
     poison = 0
-    for seq in range(GOOD):
+    for seq in range(good):
         device = f"dev-{rng.randrange(UNIQUE_KEYS)}" if seq >= UNIQUE_KEYS else f"dev-{seq}"
         # Keys stick to one partition (as Kafka's key partitioner does): order per key holds.
         partition = int(device.split("-")[1]) % 4
@@ -90,6 +95,52 @@ def test_exactly_once_under_sigkill(
         if seq % POISON_EVERY == 0:
             messages.append((seq % 4, None, b"{poison"))
             poison += 1
+    return messages, last_seq, poison
+
+
+def assert_exactly_once(
+    postgres_url: str,
+    topic: Topic,
+    *,
+    good: int,
+    last_seq: dict[str, int],
+    poison: int,
+    produced: int,
+) -> None:
+    """Each good message once (append) or one row per key with its last value (upsert)."""
+    assert topic.table is not None
+    table = topic.table.name
+    with psycopg.connect(postgres_conninfo(postgres_url)) as conn:
+        count, distinct_seq, distinct_keys = conn.execute(
+            f"SELECT count(*), count(DISTINCT seq), count(DISTINCT device_id) FROM {table}"
+        ).fetchone() or (0, 0, 0)
+        dead = conn.execute(
+            'SELECT count(*), count(DISTINCT (partition, "offset")) FROM pp_dead_letters '
+            "WHERE topic = %s",
+            (topic.name,),
+        ).fetchone()
+        if not topic.table.upsert_key:
+            assert (count, distinct_seq) == (good, good), table
+        else:
+            assert count == distinct_keys == len(last_seq), table
+            stored = dict(conn.execute(f"SELECT device_id, seq FROM {table}").fetchall())
+            assert stored == last_seq, table
+        assert dead == (poison, poison), table
+        offsets = conn.execute(
+            "SELECT sum(next_offset) FROM pp_ingestion_offsets WHERE topic = %s", (topic.name,)
+        ).fetchone()
+    assert offsets == (produced,), table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("append_only", [False, True], ids=["upsert", "append"])
+def test_exactly_once_under_sigkill(
+    append_only: bool, postgres_url: str, kafka_bootstrap: str
+) -> None:
+    rng = random.Random(1234 if append_only else 4321)
+    topic = make_topic(append_only)
+    assert topic.table is not None
+    messages, last_seq, poison = make_messages(rng)
     produce(kafka_bootstrap, topic.name, messages)
     topic_json = orjson.dumps(topic.model_dump(mode="json", by_alias=True)).decode()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -137,25 +188,14 @@ def test_exactly_once_under_sigkill(
         run_id="final",
     )
     assert final.lag_left == 0
-    table = topic.table.name
-    with psycopg.connect(postgres_conninfo(postgres_url)) as conn:
-        count, distinct_seq, distinct_keys = conn.execute(
-            f"SELECT count(*), count(DISTINCT seq), count(DISTINCT device_id) FROM {table}"
-        ).fetchone() or (0, 0, 0)
-        dead = conn.execute(
-            'SELECT count(*), count(DISTINCT (partition, "offset")) FROM pp_dead_letters'
-        ).fetchone()
-        if append_only:
-            assert (count, distinct_seq) == (GOOD, GOOD)
-        else:
-            assert count == distinct_keys == UNIQUE_KEYS
-            stored = dict(conn.execute(f"SELECT device_id, seq FROM {table}").fetchall())
-            assert stored == last_seq
-        assert dead == (poison, poison)
-        offsets = conn.execute(
-            "SELECT sum(next_offset) FROM pp_ingestion_offsets WHERE topic = %s", (topic.name,)
-        ).fetchone()
-    assert offsets == (len(messages),)
+    assert_exactly_once(
+        postgres_url,
+        topic,
+        good=GOOD,
+        last_seq=last_seq,
+        poison=poison,
+        produced=len(messages),
+    )
     again = ingest_table(
         topic,
         warehouse_url=postgres_url,
@@ -163,3 +203,131 @@ def test_exactly_once_under_sigkill(
         run_id="again",
     )
     assert (again.messages, again.rows_written, again.dead_letters) == (0, 0, 0)
+
+
+PACKED_TABLES = 4
+PACKED_GOOD = 3000
+PACKED_KILLS = 6
+
+
+def _registry(tmp_path: Path, topics: list[Topic]) -> str:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = create_registry_engine(url)
+    upgrade_registry(engine)
+    import_document(engine, RegistryDocument(topics=tuple(topics)), actor="test")
+    engine.dispose()
+    return url
+
+
+def _packed_request(
+    topics: list[Topic], postgres_url: str, kafka_bootstrap: str, cap: int
+) -> dg.RunRequest | None:
+    """What the Kafka sensor asks for now: one packed run over every lagging table."""
+    targets = [
+        TableTarget(naming.table_key("warehouse", t.table.name), t, t.table, None)
+        for t in topics
+        if t.table is not None
+    ]
+    options = LagSensorOptions(max_messages_per_run=cap, max_tables_per_run=PACKED_TABLES)
+    with dg.instance_for_test() as instance:
+        result = evaluate_lag(
+            dg.build_sensor_context(instance=instance),
+            targets,
+            warehouse=WarehouseResource(url=postgres_url),
+            kafka=KafkaResource(bootstrap_servers=kafka_bootstrap),
+            options=options,
+        )
+    if not result.run_requests:
+        return None
+    [request] = result.run_requests
+    return request
+
+
+def _materialize(env: dict[str, str], request: dg.RunRequest) -> subprocess.Popen[str]:
+    assert request.asset_selection is not None
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "pipeline_platform.definitions",
+        "--select",
+        ",".join(key.to_user_string() for key in request.asset_selection),
+        "--config-json",
+        json.dumps(request.run_config),
+    ]
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # kill -9 hits the run worker and anything it started
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_packed_runs_ingest_every_table_exactly_once_under_sigkill(
+    tmp_path: Path, postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """Sensor-packed runs (4 tables, capped per table) killed with SIGKILL mid-run, then redone."""
+    rng = random.Random(2468)
+    topics = [make_topic(append_only=i % 2 == 0) for i in range(PACKED_TABLES)]
+    expected = []
+    for topic in topics:
+        messages, last_seq, poison = make_messages(rng, PACKED_GOOD)
+        produce(kafka_bootstrap, topic.name, messages)
+        expected.append((topic, last_seq, poison, len(messages)))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PIPELINE_REGISTRY_URL": _registry(tmp_path, topics),
+        "PIPELINE_WAREHOUSE_URL": postgres_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "PYTHONUNBUFFERED": "1",
+    }
+    kills = 0
+    for _ in range(PACKED_KILLS):
+        request = _packed_request(topics, postgres_url, kafka_bootstrap, cap=1200)
+        assert request is not None
+        assert request.tags[naming.INGESTION_TAG] == "packed"
+        assert request.asset_selection is not None
+        assert len(request.asset_selection) == PACKED_TABLES
+        process = _materialize(env, request)
+        assert process.stdout is not None
+        # Kill while a random table of the run is being ingested (after its log line).
+        wanted = rng.randrange(1, PACKED_TABLES + 1)
+        seen = 0
+        for line in process.stdout:
+            if " - Ingesting " in line:
+                seen += 1
+                if seen == wanted:
+                    time.sleep(rng.uniform(0.0, 0.3))
+                    os.killpg(process.pid, signal.SIGKILL)
+                    kills += 1
+                    break
+        process.wait(timeout=120)
+        process.stdout.close()
+    assert kills >= PACKED_KILLS - 1
+    runs = 0
+    while (request := _packed_request(topics, postgres_url, kafka_bootstrap, cap=5000)) is not None:
+        runs += 1
+        assert runs <= 5, "tables still lagging after 5 uncapped runs"
+        process = _materialize(env, request)
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output[-3000:]
+    for topic, last_seq, poison, produced in expected:
+        assert_exactly_once(
+            postgres_url,
+            topic,
+            good=PACKED_GOOD,
+            last_seq=last_seq,
+            poison=poison,
+            produced=produced,
+        )

@@ -49,3 +49,22 @@ def test_screenshot_of_the_lineage(dev_stack: DevStack, tmp_path: Path) -> None:
     data = output.read_bytes()
     assert png_size(data) == (1400, 900)
     assert len(data) > 50_000, f"suspiciously small PNG ({len(data)} bytes): a blank page?"
+
+
+MONITORING_SCRIPT = SCRIPT.parent / "screenshot_monitoring.py"
+
+
+def test_screenshot_of_the_lagging_demo_tables_checks(dev_stack: DevStack, tmp_path: Path) -> None:
+    """The demo's late heart-rate table warns within minutes; its checks page is captured."""
+    output = tmp_path / "monitoring.png"
+    command = [sys.executable, str(MONITORING_SCRIPT), "--url", dev_stack.url]
+    command += ["--output", str(output), "--width", "1400", "--height", "900"]
+    command += ["--points", "3", "--timeout", "240"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=360)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "max_lag_seconds WARN" in result.stdout
+    plots = int(result.stdout.split("(", 1)[1].split()[0])
+    assert plots >= 1, result.stdout
+    data = output.read_bytes()
+    assert png_size(data) == (1400, 900)
+    assert len(data) > 50_000, f"suspiciously small PNG ({len(data)} bytes): a blank page?"

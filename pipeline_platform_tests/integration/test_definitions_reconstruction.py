@@ -82,7 +82,8 @@ def _dagster() -> str:
 
 
 @pytest.mark.timeout(300)
-def test_job_execute_with_multiprocess_steps_reads_registry_once(tmp_path: Path) -> None:
+def test_job_execute_runs_steps_in_process_and_reads_registry_once(tmp_path: Path) -> None:
+    """The CLI loads the code, then reconstructs it to execute: one registry read in all."""
     env = _env(tmp_path)
     out = subprocess.run(
         [_dagster(), "job", "execute", "-f", __file__, "-a", "counting_defs", "-j", "ingestion"],
@@ -97,7 +98,30 @@ def test_job_execute_with_multiprocess_steps_reads_registry_once(tmp_path: Path)
     ingests = [line for line in log if line.startswith("ingest")]
     assert len(ingests) == 3
     cli_pid = reads[0].split("pid=")[1]
-    assert all(line.split("pid=")[1] != cli_pid for line in ingests)  # ran in a step worker
+    # The in-process executor: no step worker process imports Dagster again.
+    assert all(line.split("pid=")[1] == cli_pid for line in ingests)
+    assert len(reads) == 1, log
+
+
+@pytest.mark.timeout(300)
+def test_asset_materialize_reads_registry_once(tmp_path: Path) -> None:
+    """``dagster asset materialize`` loads, then reconstructs without metadata: still one read."""
+    env = _env(tmp_path)
+    select = "warehouse/device_audio_raw,warehouse/device_network_wifi_raw"
+    # As users run it: ``-m`` without ``-a`` (the CLI then reconstructs without metadata).
+    command = [_dagster(), "asset", "materialize", "-m", __name__]
+    out = subprocess.run(
+        [*command, "--select", select],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = _log(env)
+    reads = [line for line in log if line.startswith("read")]
+    ingests = [line for line in log if line.startswith("ingest")]
+    assert len(ingests) == 2
     assert len(reads) == 1, log
 
 

@@ -22,11 +22,13 @@ from dagster_k8s.job import (
     get_job_name_from_run_id,
 )
 
+from pipeline_platform.factory import naming
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
 VALUES_PATH = DEPLOY / "helm" / "values.yaml"
 COMPOSE_PATH = DEPLOY / "docker-compose.yaml"
-TABLE_TAG = "pipeline_platform/table"
+TABLE_TAG = naming.TABLE_TAG
 DEFINITIONS_MODULE = "pipeline_platform.definitions"
 
 
@@ -150,6 +152,7 @@ def test_helm_values_name_the_components(values: dict[str, Any]) -> None:
     assert coordinator["type"] == "QueuedRunCoordinator"
     limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
     assert {"key": TABLE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    assert {"key": naming.INGESTION_TAG, "limit": 8} in limits  # the sensor's tag on its runs
     assert daemon["runRetries"]["enabled"] is True
     assert daemon["runRetries"]["maxRetries"] >= 1
     assert daemon["runMonitoring"]["enabled"] is True

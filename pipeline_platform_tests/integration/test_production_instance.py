@@ -8,6 +8,7 @@ on that instance and its run and events are read back from PostgreSQL with plain
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_YAML = REPO_ROOT / "dagster.yaml"
 TABLE_TAG = "pipeline_platform/table"
+INGESTION_TAG = "pipeline_platform/ingestion"
 
 
 @op
@@ -133,7 +135,8 @@ def test_runs_are_queued_with_one_run_per_table(production_instance: DagsterInst
     assert queue is not None
     assert queue.max_concurrent_runs == 25
     assert list(queue.tag_concurrency_limits) == [
-        {"key": TABLE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        {"key": INGESTION_TAG, "limit": 8},
+        {"key": TABLE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
     ]
 
     # Runs stored in PostgreSQL: one ingestion of table A in progress, two more waiting behind
@@ -151,6 +154,26 @@ def test_runs_are_queued_with_one_run_per_table(production_instance: DagsterInst
     counter = TagConcurrencyLimitsCounter(list(queue.tag_concurrency_limits), in_progress)
     assert counter.is_blocked(instance.get_run_by_id(queued_a.run_id))
     assert not counter.is_blocked(instance.get_run_by_id(queued_b.run_id))
+
+
+def test_at_most_eight_sensor_ingestion_runs_at_once(production_instance: DagsterInstance) -> None:
+    """Packed and one-table sensor runs share the `pipeline_platform/ingestion` limit of 8."""
+    instance = production_instance
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+
+    def make_run(kind: str, status: DagsterRunStatus):
+        tags = {INGESTION_TAG: kind, "pipeline_platform/tables": f"warehouse/{uuid.uuid4().hex}"}
+        return instance.create_run_for_job(toy_ingestion, tags=tags, status=status)
+
+    for n in range(8):
+        make_run("packed" if n % 2 else "single", DagsterRunStatus.STARTED)
+    waiting = make_run("packed", DagsterRunStatus.NOT_STARTED)
+    in_progress = list(instance.get_runs(RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES)))
+    counter = TagConcurrencyLimitsCounter(list(queue.tag_concurrency_limits), in_progress)
+    assert counter.is_blocked(instance.get_run_by_id(waiting.run_id))
+    other = instance.create_run_for_job(toy_ingestion, status=DagsterRunStatus.NOT_STARTED)
+    assert not counter.is_blocked(instance.get_run_by_id(other.run_id))  # e.g. a pipeline run
 
 
 def test_retries_monitoring_freshness_and_telemetry(production_instance: DagsterInstance) -> None:

@@ -16,7 +16,6 @@ from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from pipeline_platform.pipelines.catalog import BUILTIN_MODULES
-from pipeline_platform.registry import store
 from pipeline_platform.registry.database import (
     create_registry_engine,
     current_revision,
@@ -34,7 +33,8 @@ from pipeline_platform.registry.models import (
     topic_field_mappings,
     topic_table_configs,
 )
-from pipeline_platform.registry.store import history, import_document, read_document
+from pipeline_platform.registry.store import history, import_document, read_document, write_topics
+from pipeline_platform.registry.store import write as store_write
 from pipeline_platform.registry.validation import load_document
 from pipeline_platform.registry.yaml_io import dump_document, parse_document
 
@@ -115,7 +115,7 @@ def test_migration_creates_tables_views_and_module_catalog(engine: Engine) -> No
     inspector = inspect(engine)
     assert set(TABLES) <= set(inspector.get_table_names())
     assert set(inspector.get_view_names()) >= {"v_active_topics", "v_topic_dependencies"}
-    assert schema_revision(engine) == head_revision() == "0003"
+    assert schema_revision(engine) == head_revision() == "0004"
     with engine.connect() as connection:
         rows = connection.execute(select(modules.c.name, modules.c.kind)).all()
         diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -335,7 +335,7 @@ def test_failed_import_leaves_registry_exactly_as_before(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom after topics were written")
 
-    monkeypatch.setattr(store, "_apply_flows", explode)
+    monkeypatch.setattr(store_write, "apply_flows", explode)
     flows = tuple(f for f in small.flows if f.name != "network-monitoring")
     topics = tuple(t for t in small.topics if t.name != "device.network.wifi.raw")
     changed = with_topic(
@@ -358,7 +358,7 @@ def test_first_import_failure_leaves_registry_empty(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(store, "_insert_stages", explode)
+    monkeypatch.setattr(write_topics, "_insert_stages", explode)
     with pytest.raises(RuntimeError):
         import_document(engine, small, actor="alice")
     assert counts(engine) == {name: 0 for name in TABLES} | {"modules": len(BUILTIN_MODULES)}
@@ -459,14 +459,14 @@ def test_import_from_a_stale_base_revision_fails_and_writes_nothing(
 ) -> None:
     import_document(engine, small, actor="alice")
     before = dump_tables(engine)
-    real_read_state = store._read_state
+    real_read_state = store_write.read_state
 
     def stale(connection: Any) -> Any:
         # What a concurrent importer that read the registry before revision 1 would see.
         state = real_read_state(connection)
         return dataclasses.replace(state, revision=state.revision - 1)
 
-    monkeypatch.setattr(store, "_read_state", stale)
+    monkeypatch.setattr(store_write, "read_state", stale)
     changed = with_topic(small, "errors.audio.vad", partitions=2)
     with pytest.raises(IntegrityError):
         import_document(engine, changed, actor="bob")

@@ -14,12 +14,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from pipeline_platform.factory import naming
-from pipeline_platform.factory.sensors import (
-    LagSensorOptions,
-    build_kafka_sensors,
-    ingestion_run_config,
-    run_key_for,
-)
+from pipeline_platform.factory.packing import ingestion_run_config, run_key_for
+from pipeline_platform.factory.sensors import LagSensorOptions, build_kafka_sensors
 from pipeline_platform.factory.translator import TableTarget
 from pipeline_platform.ingestion.lag import PartitionLag, read_lags
 from pipeline_platform.ingestion.service import ingest_table, read_lag
@@ -30,7 +26,10 @@ from pipeline_platform_tests.kafka import produce
 from pipeline_platform_tests.servers import free_port
 
 PARTITIONS = 4  # the mock broker auto-creates topics with 4 partitions
-OPTIONS = LagSensorOptions(lag_timeout_seconds=5.0, max_messages_per_run=1_000)
+# One table per run here (packing has its own test below).
+OPTIONS = LagSensorOptions(
+    lag_timeout_seconds=5.0, max_messages_per_run=1_000, max_tables_per_run=1
+)
 
 
 def make_topic(active: bool = True, data_source: str = "warehouse") -> Topic:
@@ -88,6 +87,7 @@ def observed(result: dg.SensorResult) -> dict[str, dict[str, Any]]:
     return {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
         for e in result.asset_events or []
+        if isinstance(e, dg.AssetObservation)
     }
 
 
@@ -128,11 +128,9 @@ def test_sensor_requests_runs_for_lagging_tables_then_nothing_after_ingestion(
         assert request.tags[naming.TABLE_TAG] == target.key.to_user_string()
         assert request.run_config == ingestion_run_config(OPTIONS.max_messages_per_run)
     seen = observed(first)
-    assert seen[f"kafka/{busy.name}"] == {
-        "lag_messages": 12,
-        "lagging_partitions": 3,
-        "end_offset_total": 12,
-    }
+    busy_seen = seen[f"kafka/{busy.name}"]
+    assert 0 <= busy_seen.pop("lag_seconds") < 60  # Kafka timestamps of messages just produced
+    assert busy_seen == {"lag_messages": 12, "lagging_partitions": 3, "end_offset_total": 12}
     assert seen[f"kafka/{quiet.name}"]["lag_messages"] == 2
     assert seen[f"kafka/{never.name}"]["lag_messages"] == 0  # not on the broker: no lag
     assert f"kafka/{inactive.name}" not in seen
@@ -156,6 +154,7 @@ def test_sensor_requests_runs_for_lagging_tables_then_nothing_after_ingestion(
     assert [r.tags[naming.TOPIC_TAG] for r in second.run_requests] == [quiet.name]
     assert second.run_requests[0].run_key == by_topic[quiet.name].run_key
     assert observed(second)[f"kafka/{busy.name}"]["lag_messages"] == 0
+    assert observed(second)[f"kafka/{busy.name}"]["lag_seconds"] == 0.0
 
     fill(kafka_bootstrap, busy, {1: 2})
     third = tick(targets, postgres_url, kafka_bootstrap, instance)

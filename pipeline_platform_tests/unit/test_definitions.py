@@ -133,14 +133,20 @@ def test_materialize_reports_numeric_metadata_and_checks() -> None:
             "seconds": 0.5,
             "messages_per_second": 184.0,
             "lag_left": 200_000,
+            "messages_lost_to_retention": 0,
             "offsets/partition_0/from": 0,
             "offsets/partition_0/to": 50,
             "offsets/partition_1/from": 10,
             "offsets/partition_1/to": 52,
         }
-        [check] = result.get_asset_check_evaluations()
-        assert check.check_name == "max_lag_messages"
-        assert check.passed is False
+        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        assert sorted(checks) == ["dead_letter_ratio", "max_lag_messages", "retention_loss"]
+        lag = checks["max_lag_messages"]
+        assert (lag.passed, lag.severity) == (False, dg.AssetCheckSeverity.ERROR)
+        # 2 dead letters of 92 messages is above the 0.01 default limit.
+        dead = checks["dead_letter_ratio"]
+        assert (dead.passed, dead.severity) == (False, dg.AssetCheckSeverity.ERROR)
+        assert checks["retention_loss"].passed is True
     assert [c["topic"] for c in calls] == ["device.network.wifi.raw"]
     assert calls[0]["max_messages"] == 10
     assert calls[0]["kafka_config"] == {"bootstrap.servers": "localhost:9092"}

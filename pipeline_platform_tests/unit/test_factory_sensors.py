@@ -5,30 +5,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import dagster as dg
+import orjson
 import pytest
 
 from pipeline_platform.factory import naming
 from pipeline_platform.factory.builder import FactoryOptions, build_definitions
-from pipeline_platform.factory.sensors import (
-    LagSensorOptions,
-    evaluate_lag,
-    evaluate_reload,
-    run_key_for,
-)
+from pipeline_platform.factory.packing import run_key_for
+from pipeline_platform.factory.sensors import LagSensorOptions, evaluate_lag, evaluate_reload
 from pipeline_platform.factory.snapshot import RegistrySnapshot
 from pipeline_platform.factory.translator import RegistryTranslator, TableTarget
+from pipeline_platform.ingestion.lag import PartitionLag
 from pipeline_platform.registry.validation import load_document
 from pipeline_platform.resources import KafkaResource, WarehouseResource
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "small_registry.yaml"
 
 
-class Lag(NamedTuple):
-    stored: int
-    end: int
+Lag = PartitionLag
 
 
 class BrokerDown(Exception):
@@ -77,6 +73,7 @@ def _evaluate(
         options=options or LagSensorOptions(max_messages_per_run=500),
         read_lags=read_lags,
         broker_unavailable=BrokerDown,
+        read_ages=lambda lags, *args: dict.fromkeys(lags, 42.0),
     )
     assert len(seen) == 1  # one batched read per tick, whatever the number of tables
     assert all(call["timeout"] > 0 for call in seen)
@@ -105,7 +102,11 @@ def test_lagging_tables_get_runs_with_offset_run_keys(instance, targets) -> None
     assert request.run_config == {
         "ops": {naming.INGESTION_OP_NAME: {"config": {"max_messages": 500}}}
     }
-    observed = {e.asset_key.to_user_string(): e.metadata for e in result.asset_events}
+    observed = {
+        e.asset_key.to_user_string(): e.metadata
+        for e in result.asset_events
+        if isinstance(e, dg.AssetObservation)
+    }
     assert len(observed) == 3
     assert observed["kafka/device.network.wifi.raw"]["lag_messages"].value == 16
     assert observed["kafka/device.audio.raw"]["lag_messages"].value == 0
@@ -121,7 +122,7 @@ def test_no_lag_skips(instance, targets) -> None:
     result = _evaluate(instance, targets, {}, cursor="1")
     assert result.skip_reason is not None
     assert "No table lagging among 3 polled" in result.skip_reason.skip_message
-    assert len(result.asset_events) == 3
+    assert sum(isinstance(e, dg.AssetObservation) for e in result.asset_events) == 3
 
 
 def test_one_batched_read_for_all_tables_grouped_by_data_source(instance, targets) -> None:
@@ -139,7 +140,11 @@ def test_per_table_failures_are_reported_and_others_still_run(instance, targets)
     result = _evaluate(instance, targets, lags, failures=failures)
     [request] = result.run_requests
     assert request.tags[naming.TOPIC_TAG] == "device.network.wifi.raw"
-    observed = {e.asset_key.to_user_string() for e in result.asset_events}
+    observed = {
+        e.asset_key.to_user_string()
+        for e in result.asset_events
+        if isinstance(e, dg.AssetObservation)
+    }
     assert "kafka/device.audio.raw" not in observed
     assert len(observed) == 2
     no_lag = _evaluate(instance, targets, {}, failures=failures)
@@ -156,7 +161,12 @@ def test_inactive_topics_and_in_flight_tables_get_no_run(instance, targets) -> N
     lags = {t.topic.name: {0: Lag(0, 3)} for t in targets}
     result = _evaluate(instance, (inactive, *others), lags, calls=calls)
     assert "device.network.wifi.raw" not in calls[0]["topics"]
-    assert {r.tags[naming.TOPIC_TAG] for r in result.run_requests} == {t.topic.name for t in others}
+    [packed] = result.run_requests  # two small tables share one run
+    assert set(packed.asset_selection) == {t.key for t in others}
+    assert packed.tags[naming.INGESTION_TAG] == "packed"
+    assert packed.tags[naming.TABLES_TAG] == ",".join(
+        sorted(t.key.to_user_string() for t in others)
+    )
     busy = others[0]
     instance.add_run(
         dg.DagsterRun(
@@ -167,8 +177,9 @@ def test_inactive_topics_and_in_flight_tables_get_no_run(instance, targets) -> N
         )
     )
     again = _evaluate(instance, targets, lags)
-    assert busy.key.to_user_string() not in {r.tags[naming.TABLE_TAG] for r in again.run_requests}
-    assert len(again.run_requests) == 2
+    [request] = again.run_requests
+    assert busy.key not in request.asset_selection
+    assert len(request.asset_selection) == 2
 
 
 def test_unknown_data_source_is_a_per_table_failure(instance, targets) -> None:
@@ -291,3 +302,56 @@ def test_reload_url_read_at_tick_time(monkeypatch) -> None:
     env = {"PIPELINE_DAGSTER_WEBSERVER_HOST": "web", "PIPELINE_DAGSTER_WEBSERVER_PORT": "3100"}
     assert "web:3100" in sensors.reload_code_location("loc", env)
     assert seen == {"host": "web", "port": 3100, "name": "loc"}
+
+
+def _checks(result: dg.SensorResult) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.asset_events
+        if isinstance(e, dg.AssetCheckEvaluation)
+    }
+
+
+@pytest.mark.parametrize(
+    ("lag", "passed", "severity"),
+    [
+        (50_000, True, dg.AssetCheckSeverity.WARN),  # at half of 100000: still passing
+        (50_001, False, dg.AssetCheckSeverity.WARN),
+        (100_001, False, dg.AssetCheckSeverity.ERROR),
+    ],
+)
+def test_each_tick_evaluates_the_lag_check_without_a_run(
+    instance, targets, lag: int, passed: bool, severity: dg.AssetCheckSeverity
+) -> None:
+    lags = {"device.network.wifi.raw": {0: Lag(0, lag)}}
+    result = _evaluate(instance, targets, lags)
+    check = _checks(result)[("warehouse/device_network_wifi_raw", "max_lag_messages")]
+    assert (check.passed, check.severity) == (passed, severity)
+    assert check.metadata["lag_messages"].value == lag
+    # Tables without a lag threshold get no lag check; nothing was lost, no retention verdict.
+    assert set(_checks(result)) == {("warehouse/device_network_wifi_raw", "max_lag_messages")}
+
+
+def test_tick_reports_lag_seconds_rate_and_pending_retention_loss(instance, targets) -> None:
+    wifi = next(t for t in targets if t.topic.name == "device.network.wifi.raw")
+    table = wifi.table.model_copy(update={"max_lag_seconds": 60})
+    watched = (dataclasses.replace(wifi, table=table),)
+    lags = {"device.network.wifi.raw": {0: Lag(120, 130, lost_from=100), 1: Lag(0, 0)}}
+    first = _evaluate(instance, watched, lags)
+    checks = _checks(first)
+    seconds = checks[("warehouse/device_network_wifi_raw", "max_lag_seconds")]
+    assert (seconds.passed, seconds.severity) == (False, dg.AssetCheckSeverity.WARN)  # 42 > 30
+    lost = checks[("warehouse/device_network_wifi_raw", "retention_loss")]
+    assert (lost.passed, lost.severity) == (False, dg.AssetCheckSeverity.ERROR)
+    assert "partition 0: offsets 100..119" in (lost.description or "")
+    assert lost.metadata["messages_lost_to_retention"].value == 20
+    [observation] = [e for e in first.asset_events if isinstance(e, dg.AssetObservation)]
+    assert observation.metadata["lag_seconds"].value == 42.0
+    assert "messages_per_second_in" not in observation.metadata  # no previous tick yet
+    assert first.cursor is not None
+    cursor = orjson.loads(first.cursor)
+    cursor["at"] -= 10  # the previous tick 10 s ago, 30 messages fewer at the end
+    cursor["ends"]["device.network.wifi.raw"] -= 30
+    second = _evaluate(instance, watched, lags, cursor=orjson.dumps(cursor).decode())
+    [observation] = [e for e in second.asset_events if isinstance(e, dg.AssetObservation)]
+    assert 2.9 < observation.metadata["messages_per_second_in"].value <= 3.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -147,9 +148,15 @@ def test_table_spec(translated: TranslatedRegistry) -> None:
     }
     assert wifi.description == "Ingested from Kafka topic device.network.wifi.raw"
     assert wifi.freshness_policy is not None
-    [check] = translated.table_checks
-    assert check.key.name == "max_lag_messages"
-    assert check.description == "Messages left to ingest after a run stay under 100000"
+    assert wifi.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=15)
+    assert wifi.freshness_policy.warn_window.to_timedelta() == timedelta(minutes=7, seconds=30)
+    checks = {(c.asset_key.to_user_string(), c.name): c for c in translated.table_checks}
+    wifi_checks = sorted(n for k, n in checks if k == "warehouse/device_network_wifi_raw")
+    assert wifi_checks == ["dead_letter_ratio", "max_lag_messages", "retention_loss"]
+    lag = checks[("warehouse/device_network_wifi_raw", "max_lag_messages")]
+    assert lag.description is not None and "WARN above 50000, ERROR above 100000" in lag.description
+    words_checks = sorted(n for k, n in checks if k == "warehouse/transcribed_words")
+    assert words_checks == ["dead_letter_ratio", "retention_loss", "rows_growing"]
     words = _specs(translated)["warehouse/transcribed_words"]
     assert words.metadata["mode"] == "append"
     assert words.freshness_policy is None
@@ -223,3 +230,34 @@ def test_one_failing_record_does_not_take_the_location_down(document: RegistryDo
     translated = _FailingTranslator().translate(document)
     assert [str(r) for r in translated.skipped] == ["topic 'errors.audio.vad': RuntimeError: boom"]
     assert len(translated.topic_specs) == 4
+
+
+class _TaggingTranslator(RegistryTranslator):
+    """Changes only the tags: every other part of every spec stays the default."""
+
+    def get_table_tags(self, topic, table):  # type: ignore[no-untyped-def]
+        return {"team": "audio", "topic": topic.name.replace(".", "_")}
+
+    def get_topic_tags(self, topic):  # type: ignore[no-untyped-def]
+        return {**super().get_topic_tags(topic), "owner": "platform"}
+
+
+def _user_tags(spec: dg.AssetSpec) -> dict[str, str]:
+    return {k: v for k, v in spec.tags.items() if not k.startswith("dagster/kind/")}
+
+
+def test_a_subclass_changes_only_tags(document: RegistryDocument) -> None:
+    default = RegistryTranslator().translate(document)
+    tagged = _TaggingTranslator().translate(document)
+    for before, after in zip(default.table_specs, tagged.table_specs, strict=True):
+        topic = after.deps[0].asset_key.path[-1]
+        assert _user_tags(after) == {"team": "audio", "topic": topic.replace(".", "_")}
+        assert _user_tags(before) == {}
+        assert after.replace_attributes(tags=before.tags) == before
+    for before, after in zip(default.topic_specs, tagged.topic_specs, strict=True):
+        assert _user_tags(after) == {**_user_tags(before), "owner": "platform"}
+        assert after.metadata == before.metadata
+        assert after.replace_attributes(tags=before.tags) == before
+    assert tagged.api_specs == default.api_specs
+    assert tagged.table_checks == default.table_checks
+    dg.Definitions(assets=[*tagged.external_specs, *tagged.table_specs]).resolve_asset_graph()

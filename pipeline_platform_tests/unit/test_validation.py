@@ -325,3 +325,23 @@ def test_every_problem_reported_at_once_in_file_order(base: dict[str, Any]) -> N
         "topics[0].table.name",
         *[f"topics[{i}].partitions" for i in range(5, 17)],
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("max_lag_seconds", 0, "greater than 0"),
+        ("max_lag_seconds", "soon", "valid integer"),
+        ("max_dead_letter_ratio", 1.5, "less than or equal to 1"),
+        ("max_dead_letter_ratio", -0.1, "greater than or equal to 0"),
+    ],
+)
+def test_monitoring_thresholds_are_validated(
+    base: dict[str, Any], key: str, value: Any, reason: str
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        d["topics"][1]["table"][key] = value
+
+    [problem] = problems_after(base, edit)
+    assert problem.path == f"topics[1].table.{key}"
+    assert reason in problem.reason
