@@ -243,7 +243,8 @@ def build_first_run_sensor(
     For the local stack (``PIPELINE_PIPELINES_FIRST_RUN``): a batch pipeline's cron may not fire
     for hours, so each one runs as soon as every source table it reads has been materialized
     (ingested, or written by the pipeline it chains from); ``external`` source tables, which
-    nothing materializes, do not wait. The cursor lists the pipelines already launched.
+    nothing materializes, do not wait. The runs go ahead of queued ingestion runs (priority 1).
+    The cursor lists the pipelines already launched.
     """
     batch = [t for t in targets if t.pipeline.mode == "batch" and t.pipeline.status == "active"]
 
@@ -266,7 +267,13 @@ def build_first_run_sensor(
             if not all(key in external or latest(key) is not None for key in sources):
                 continue
             request = run_request(target, "sensor")
-            requests.append(request.with_replaced_attrs(run_key=f"first-run:{name}"))
+            requests.append(
+                request.with_replaced_attrs(
+                    run_key=f"first-run:{name}",
+                    # Ahead of the ingestion backlog in the run queue: a one-off run.
+                    tags={**request.tags, "dagster/priority": "1"},
+                )
+            )
             launched.add(name)
         if not requests:
             return dg.SkipReason("no batch pipeline left whose source tables all have data")
