@@ -30,6 +30,7 @@ def register(subparsers: Any) -> None:
 def _control(args: argparse.Namespace) -> int:
     from pipeline_platform.cli.registry_commands import registry_engine
     from pipeline_platform.registry.controls import ControlError, set_paused
+    from pipeline_platform.registry.store import RevisionConflictError
 
     try:
         result = set_paused(
@@ -38,7 +39,7 @@ def _control(args: argparse.Namespace) -> int:
             args.paused,
             actor=args.actor or getpass.getuser(),
         )
-    except ControlError as error:
+    except (ControlError, RevisionConflictError) as error:
         raise CommandError(str(error)) from None
     state = "paused" if result.paused else "active"
     if args.json:

@@ -119,6 +119,7 @@ def _preview(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from pipeline_platform.registry.database import create_registry_engine, upgrade_registry
     from pipeline_platform.registry.rollback import RollbackError, rollback
+    from pipeline_platform.registry.store import RevisionConflictError
     from pipeline_platform.registry.validation import RegistryValidationError
 
     engine = create_registry_engine(load_settings().registry_url)
@@ -126,7 +127,7 @@ def _rollback(args: argparse.Namespace) -> int:
     try:
         result = rollback(engine, args.revision, actor=args.actor or getpass.getuser(),
                           dry_run=args.dry_run)  # fmt: skip
-    except RollbackError as error:
+    except (RollbackError, RevisionConflictError) as error:
         raise CommandError(str(error)) from None
     except RegistryValidationError as error:
         raise CommandError(*(str(p) for p in error.problems)) from None

@@ -111,17 +111,20 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from pipeline_platform.registry.store import import_document
+    from pipeline_platform.registry.store import RevisionConflictError, import_document
 
     document = _load(args.file)
     actor = args.actor or getpass.getuser()
-    result = import_document(
-        registry_engine(upgrade=True),
-        document,
-        actor=actor,
-        source=str(args.file),
-        dry_run=args.dry_run,
-    )
+    try:
+        result = import_document(
+            registry_engine(upgrade=True),
+            document,
+            actor=actor,
+            source=str(args.file),
+            dry_run=args.dry_run,
+        )
+    except RevisionConflictError as error:
+        raise CommandError(str(error)) from None
     if args.json:
         print_json(
             {"dryRun": args.dry_run, "revision": result.revision, "changes": result.diff.summary()}

@@ -3,6 +3,9 @@
 A change is an ordinary registry import of the current document with one field changed, so it
 is diffed, written in one transaction and recorded as a revision (actor, ``pause NAME`` /
 ``resume NAME`` as source) like any other edit; pausing what is already paused writes nothing.
+The write names the revision the change was read at, so a change that lands in between (an
+import, another pause) is never undone: the pause is refused and computed again from a fresh
+read, up to :data:`ATTEMPTS` times.
 The factory then leaves a paused table out of the Kafka sensors' run requests, and a paused
 pipeline's schedule or sensor defaults to stopped (the UI switches still override both).
 """
@@ -15,7 +18,13 @@ from typing import Literal
 from sqlalchemy.engine import Engine
 
 from pipeline_platform.registry.document import Pipeline, RegistryDocument, Topic
-from pipeline_platform.registry.store import import_document, read_document
+from pipeline_platform.registry.store import (
+    RevisionConflictError,
+    import_document,
+    read_document_and_revision,
+)
+
+ATTEMPTS = 3  # reads and writes of one pause before a registry that keeps moving is reported
 
 
 class ControlError(ValueError):
@@ -106,12 +115,26 @@ def set_paused(engine: Engine, name: str, paused: bool, *, actor: str) -> Contro
 
     Raises:
         ControlError: The name matches nothing, or more than one thing.
+        RevisionConflictError: The registry changed between read and write on every attempt.
     """
-    document = read_document(engine)
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return _set_paused_once(engine, name, paused, actor)
+        except RevisionConflictError:
+            continue  # something landed between read and write: read again
+    return _set_paused_once(engine, name, paused, actor)
+
+
+def _set_paused_once(engine: Engine, name: str, paused: bool, actor: str) -> ControlResult:
+    document, revision = read_document_and_revision(engine)
     target = find_target(document, name)
     verb = "pause" if paused else "resume"
     result = import_document(
-        engine, _changed(document, target, paused), actor=actor, source=f"{verb} {name}"
+        engine,
+        _changed(document, target, paused),
+        actor=actor,
+        source=f"{verb} {name}",
+        base_revision=revision,
     )
     if isinstance(target, Topic):
         return ControlResult("table", _table_key(target), target.name, paused, result.revision)

@@ -3,6 +3,11 @@
 Every revision stores the whole registry after it (``registry_revisions.content``), so any
 revision written since that column exists can be rebuilt; the rollback itself is an ordinary
 import of that content (diffed, validated, one transaction, recorded in the history).
+
+Unlike a pause it needs no base revision: the target content is a stored revision's, which never
+changes, and the diff is taken against the live registry inside the writing transaction, so a
+change landing meanwhile is rolled back like one that landed just before (and the new revision
+records exactly that), never lost unrecorded.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def rollback(engine: Engine, revision: int, *, actor: str, dry_run: bool = False
     Raises:
         RollbackError: when the revision cannot be rebuilt.
         RegistryValidationError: when the old content no longer validates (e.g. a module gone).
+        RevisionConflictError: when another import committed a revision meanwhile.
     """
     document = revision_document(engine, revision)
     checked, problems = validate_data(document.model_dump(mode="json", by_alias=True))

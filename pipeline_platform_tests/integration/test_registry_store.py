@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
-from sqlalchemy.exc import IntegrityError
 
 from pipeline_platform.pipelines.catalog import BUILTIN_MODULES
 from pipeline_platform.registry.database import (
@@ -452,25 +450,6 @@ def test_create_registry_engine_makes_parent_dir_and_enforces_foreign_keys(
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
     engine.dispose()
-
-
-def test_import_from_a_stale_base_revision_fails_and_writes_nothing(
-    engine: Engine, small: RegistryDocument, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import_document(engine, small, actor="alice")
-    before = dump_tables(engine)
-    real_read_state = store_write.read_state
-
-    def stale(connection: Any) -> Any:
-        # What a concurrent importer that read the registry before revision 1 would see.
-        state = real_read_state(connection)
-        return dataclasses.replace(state, revision=state.revision - 1)
-
-    monkeypatch.setattr(store_write, "read_state", stale)
-    changed = with_topic(small, "errors.audio.vad", partitions=2)
-    with pytest.raises(IntegrityError):
-        import_document(engine, changed, actor="bob")
-    assert dump_tables(engine) == before
 
 
 def test_concurrent_upgrades_are_serialized(database_url: str) -> None:

@@ -19,9 +19,15 @@ from pipeline_platform.registry.store.read import (
     history,
     read_document,
     read_document_and_invalid_rows,
+    read_document_and_revision,
 )
 from pipeline_platform.registry.store.rows import join_key, split_key
-from pipeline_platform.registry.store.write import ImportResult, import_document, record_content
+from pipeline_platform.registry.store.write import (
+    ImportResult,
+    RevisionConflictError,
+    import_document,
+    record_content,
+)
 
 __all__ = [
     "KINDS",
@@ -30,6 +36,7 @@ __all__ = [
     "InvalidRows",
     "KindDiff",
     "RegistryDiff",
+    "RevisionConflictError",
     "RevisionRecord",
     "diff_documents",
     "history",
@@ -37,6 +44,7 @@ __all__ = [
     "join_key",
     "read_document",
     "read_document_and_invalid_rows",
+    "read_document_and_revision",
     "record_content",
     "split_key",
 ]

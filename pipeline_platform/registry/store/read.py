@@ -289,6 +289,23 @@ def read_document(bind: Engine | Connection, problems: list[str] | None = None) 
     return state.document
 
 
+def read_document_and_revision(engine: Engine) -> tuple[RegistryDocument, int]:
+    """Read the registry and its revision: the ``base_revision`` of a change computed from it.
+
+    The revision is read first, so a revision committed while the rest is read makes the pair
+    look older than it is (a later import with that base is refused), never newer.
+
+    Args:
+        engine: Engine of a migrated registry.
+
+    Returns:
+        The canonical document and the latest revision (0 before the first import).
+    """
+    with gc_paused(), engine.connect() as connection:
+        state = read_state(connection)
+    return state.document, state.revision
+
+
 def read_document_and_invalid_rows(
     engine: Engine,
 ) -> tuple[RegistryDocument, dict[str, dict[str, str]]]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, insert, update
+from sqlalchemy.exc import IntegrityError
 
 from pipeline_platform.registry.document import (
     DataSource,
@@ -37,6 +38,13 @@ from pipeline_platform.registry.store.write_topics import apply_flows, apply_top
 _DATA_SOURCE_COLUMNS = ("kind", "url_env", "description")
 _PIPELINE_COLUMNS = ("description", "mode", "schedule", "timezone", "status", "graph")
 _PRESET_COLUMNS = ("module", "description", "config")
+
+
+class RevisionConflictError(RuntimeError):
+    """The registry changed between the read a change was computed from and its write.
+
+    Nothing was written; computing the change again from a fresh read and retrying is safe.
+    """
 
 
 @dataclass(frozen=True)
@@ -109,15 +117,21 @@ def _apply(
     now = datetime.now(UTC)
     # The revision row goes first: a concurrent import of the same base revision collides on its
     # primary key (and waits for, then fails after, the first one) instead of interleaving.
-    connection.execute(
-        insert(registry_revisions).values(
-            revision=revision,
-            created_at=now,
-            actor=actor,
-            source=source,
-            summary=dumps_json(diff.summary()),
+    try:
+        connection.execute(
+            insert(registry_revisions).values(
+                revision=revision,
+                created_at=now,
+                actor=actor,
+                source=source,
+                summary=dumps_json(diff.summary()),
+            )
         )
-    )
+    except IntegrityError as error:
+        raise RevisionConflictError(
+            f"another change was recorded as registry revision {revision} meanwhile; "
+            "nothing written, try again"
+        ) from error
     _apply_simple(
         connection,
         data_sources,
@@ -171,6 +185,7 @@ def import_document(
     actor: str,
     source: str | None = None,
     dry_run: bool = False,
+    base_revision: int | None = None,
 ) -> ImportResult:
     """Make the registry equal to ``document``, writing only what changed, in one transaction.
 
@@ -180,24 +195,41 @@ def import_document(
     summary. Importing the registry as it is writes nothing and adds no revision. Any failure
     rolls everything back.
 
+    Writers are serialised by the new revision's primary key (``stored revision + 1``, inserted
+    before anything else): of two imports computed from the same stored revision the second
+    fails. A change computed from an earlier read (pause: read, change one field, write back)
+    passes that read's revision as ``base_revision`` and is refused when the registry has moved
+    on, so it cannot silently undo a change that landed in between.
+
     Args:
         engine: Engine of a migrated registry database.
         document: The validated registry document (see ``validation.load_document``).
         actor: Who makes the change (user name, service).
         source: Where the document comes from (e.g. a file path), recorded in the history.
         dry_run: Compute the diff only; write nothing.
+        base_revision: The registry revision ``document`` was computed from; None for a
+            document that states the whole registry by itself (a file import).
 
     Returns:
         The diff and the new revision (None when nothing was written).
 
     Raises:
         ValueError: when a stage names a topic the document does not hold.
-        sqlalchemy.exc.IntegrityError: when another import committed a revision meanwhile.
+        RevisionConflictError: when the registry is no longer at ``base_revision``, or another
+            import committed a revision meanwhile; nothing is written.
     """
     new = document.canonical()
     check_stage_references(new.flows, {topic.name for topic in new.topics})
     with gc_paused(), engine.connect() as connection:
         state = read_state(connection)
+        if base_revision is not None and state.revision != base_revision:
+            connection.rollback()
+            raise RevisionConflictError(
+                f"the registry changed meanwhile: it is at revision {state.revision}, the change "
+                f"was computed from revision {base_revision}; nothing written, try again"
+            )
+        # Race-free with the check above: a revision committed from now on takes the number this
+        # import is about to insert, so the insert below fails instead of overwriting it.
         diff = state.invalid.repair(diff_documents(state.document, new), new)
         if diff.is_empty or dry_run:
             connection.rollback()
