@@ -3,7 +3,8 @@
 On SQLite and on a real PostgreSQL server: ``import_document(base_revision=...)`` refuses a
 document computed from an older revision, an import committed between its read and its write
 is refused by the revision's primary key (also while that import is still in progress), and
-``pause`` / ``resume`` read again and retry instead of writing back a stale registry.
+``pause`` / ``resume`` read again and retry instead of writing back a stale registry; the
+command line reports a conflict in one line with exit code 1.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from pipeline_platform.registry.store import (
 )
 from pipeline_platform.registry.store import write as store_write
 from pipeline_platform.registry.validation import load_document
+from pipeline_platform.registry.yaml_io import dump_document
 from pipeline_platform_tests.integration.test_registry_store import SMALL, dump_tables, with_topic
 
 TABLE_TOPIC = "device.network.wifi.raw"  # a topic with a table in the small registry
@@ -203,3 +206,31 @@ def test_pause_gives_up_with_one_line_when_the_registry_keeps_moving(
     assert len(landed) == ATTEMPTS
     assert read_document(engine).pipelines[0].status == "active"
     assert [r.actor for r in history(engine)] == ["other"] * ATTEMPTS + ["alice"]
+
+
+@pytest.mark.parametrize("command", ["import", "rollback"])
+def test_registry_import_and_rollback_report_a_concurrent_revision_in_one_line(
+    engine: Engine,
+    database_url: str,
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _import_partitions(engine, 5)  # revision 2, so a rollback to 1 has something to write
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text(
+        dump_document(with_topic(load_document(SMALL), "errors.audio.vad", partitions=2))
+    )
+    argv = {"import": [str(registry_file)], "rollback": ["1"]}[command]
+    monkeypatch.setenv("PIPELINE_REGISTRY_URL", database_url)
+    _after_read_state(monkeypatch, lambda: _import_partitions(engine, 6))
+    capsys.readouterr()
+    assert main(["registry", command, *argv]) == 1
+    assert capsys.readouterr().err == (
+        "error: another change was recorded as registry revision 3 meanwhile; "
+        "nothing written, try again\n"
+    )
+    assert _partitions(engine, TABLE_TOPIC) == 6
+    assert _partitions(engine, "errors.audio.vad") != 2
+    assert [r.actor for r in history(engine)] == ["other", "other", "alice"]

@@ -228,8 +228,9 @@ def import_document(
                 f"the registry changed meanwhile: it is at revision {state.revision}, the change "
                 f"was computed from revision {base_revision}; nothing written, try again"
             )
-        # Race-free with the check above: a revision committed from now on takes the number this
-        # import is about to insert, so the insert below fails instead of overwriting it.
+        # Race-free: a revision committed since read_state read the latest one has the number
+        # this import is about to insert, so that insert fails (PostgreSQL: after waiting for a
+        # writer still in progress) instead of overwriting the change.
         diff = state.invalid.repair(diff_documents(state.document, new), new)
         if diff.is_empty or dry_run:
             connection.rollback()
