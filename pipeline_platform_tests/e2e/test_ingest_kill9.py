@@ -292,13 +292,16 @@ def test_packed_runs_ingest_every_table_exactly_once_under_sigkill(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "PYTHONUNBUFFERED": "1",
     }
-    kills = 0
+    kills = attempts = 0
     for _ in range(PACKED_KILLS):
         request = _packed_request(topics, postgres_url, kafka_bootstrap, cap=1200)
-        assert request is not None
-        assert request.tags[naming.INGESTION_TAG] == "packed"
+        if request is None:  # every table caught up before the kills ran out
+            break
         assert request.asset_selection is not None
-        assert len(request.asset_selection) == PACKED_TABLES
+        if attempts == 0:  # all four lag: one packed run over them
+            assert request.tags[naming.INGESTION_TAG] == "packed"
+            assert len(request.asset_selection) == PACKED_TABLES
+        attempts += 1
         process = _materialize(env, request)
         assert process.stdout is not None
         # Kill while a random table of the run is being ingested (after its log line).
@@ -314,7 +317,9 @@ def test_packed_runs_ingest_every_table_exactly_once_under_sigkill(
                     break
         process.wait(timeout=120)
         process.stdout.close()
-    assert kills >= PACKED_KILLS - 1
+    # A later run may hold fewer tables (one that caught up is no longer lagging); at most one
+    # run may end before its kill (its tables finished first).
+    assert attempts >= 2 and kills >= attempts - 1
     runs = 0
     while (request := _packed_request(topics, postgres_url, kafka_bootstrap, cap=5000)) is not None:
         runs += 1
