@@ -41,7 +41,7 @@ from pipeline_platform.factory.sensors import (
 )
 from pipeline_platform.factory.snapshot import RegistrySnapshot
 from pipeline_platform.factory.translator import RegistryTranslator, TranslatedRegistry
-from pipeline_platform.registry.gc_pause import freeze_long_lived, release_frozen
+from pipeline_platform.registry.gc_pause import freeze_long_lived, gc_paused, release_frozen
 from pipeline_platform.resources import build_resources
 
 
@@ -226,15 +226,16 @@ def build_definitions(
         environ: Environment for options and resources; the process environment when omitted.
 
     Returns:
-        Assets, jobs, sensors and resources. Every object alive at the end is frozen out of
-        the cyclic collector's full passes until the next build (see
-        :func:`~pipeline_platform.registry.gc_pause.freeze_long_lived`).
+        Assets, jobs, sensors and resources. The cyclic collector is paused during the build
+        and every object alive at the end is frozen out of its full passes until the next
+        build (see :func:`~pipeline_platform.registry.gc_pause.freeze_long_lived`).
     """
     release_frozen()
-    definitions = _build(
-        snapshot, translator, pipeline_translator, options or FactoryOptions.from_env(environ),
-        ingest, environ,
-    )  # fmt: skip
+    with gc_paused():  # tens of thousands of specs, none garbage: collections only cost
+        definitions = _build(
+            snapshot, translator, pipeline_translator, options or FactoryOptions.from_env(environ),
+            ingest, environ,
+        )  # fmt: skip
     freeze_long_lived()
     return definitions
 
