@@ -236,6 +236,8 @@ def build_definitions(
             snapshot, translator, pipeline_translator, options or FactoryOptions.from_env(environ),
             ingest, environ,
         )  # fmt: skip
+        # Resolved now, as the code server, a run and `pipelines run` all do right after.
+        definitions.get_repository_def().get_all_jobs()
     freeze_long_lived()
     return definitions
 
