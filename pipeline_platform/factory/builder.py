@@ -41,6 +41,7 @@ from pipeline_platform.factory.sensors import (
 )
 from pipeline_platform.factory.snapshot import RegistrySnapshot
 from pipeline_platform.factory.translator import RegistryTranslator, TranslatedRegistry
+from pipeline_platform.registry.gc_pause import freeze_long_lived, gc_paused, release_frozen
 from pipeline_platform.resources import build_resources
 
 
@@ -225,9 +226,30 @@ def build_definitions(
         environ: Environment for options and resources; the process environment when omitted.
 
     Returns:
-        Assets, jobs, sensors and resources.
+        Assets, jobs, sensors and resources. The cyclic collector is paused during the build
+        and every object alive at the end is frozen out of its full passes until the next
+        build (see :func:`~pipeline_platform.registry.gc_pause.freeze_long_lived`).
     """
-    options = options or FactoryOptions.from_env(environ)
+    release_frozen()
+    with gc_paused():  # tens of thousands of specs, none garbage: collections only cost
+        definitions = _build(
+            snapshot, translator, pipeline_translator, options or FactoryOptions.from_env(environ),
+            ingest, environ,
+        )  # fmt: skip
+        # Resolved now, as the code server, a run and `pipelines run` all do right after.
+        definitions.get_repository_def().get_all_jobs()
+    freeze_long_lived()
+    return definitions
+
+
+def _build(
+    snapshot: RegistrySnapshot,
+    translator: RegistryTranslator | None,
+    pipeline_translator: PipelineTranslator | None,
+    options: FactoryOptions,
+    ingest: IngestFn | None,
+    environ: Mapping[str, str] | None,
+) -> dg.Definitions:
     translated = (translator or RegistryTranslator()).translate(snapshot.document)
 
     flow_jobs = _flow_jobs(translated, options.flow_job_budget)
