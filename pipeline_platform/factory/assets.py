@@ -211,7 +211,8 @@ def _ingestion_part(
                 raise url
             lock = single_writer.get(url)
             with lock if lock is not None else contextlib.nullcontext():
-                context.log.info(f"Ingesting {target.topic.name} into {key.to_user_string()}")
+                if len(keys) > 1:  # a run of one table: its materialization says it all
+                    context.log.info(f"Ingesting {target.topic.name} into {key.to_user_string()}")
                 return run(
                     target.topic,
                     warehouse_url=url,

@@ -31,15 +31,26 @@ class BrokerUnavailable(RuntimeError):
 
 
 def topic_watermarks(
-    kafka_config: Mapping[str, Any], topic: str, timeout: float
+    kafka_config: Mapping[str, Any],
+    topic: str,
+    timeout: float,
+    admin: AdminClient | None = None,
 ) -> dict[int, tuple[int, int]]:
     """Return ``(low, high)`` per partition of one topic (``{}`` when the broker lacks it).
+
+    Args:
+        kafka_config: librdkafka settings.
+        topic: The topic.
+        timeout: Seconds for the whole read.
+        admin: A client from :func:`watermark_client` to reuse (an ingestion reads the
+            watermarks at its start and end: one client saves a broker connection and
+            bootstrap, about 25 ms per table); a new one when omitted.
 
     Raises:
         BrokerUnavailable: No metadata or offsets within ``timeout``.
     """
     failed: dict[str, Exception] = {}
-    marks = read_watermarks([topic], dict(kafka_config), timeout, failed)
+    marks = read_watermarks([topic], dict(kafka_config), timeout, failed, admin=admin)
     if topic in failed:
         error = failed[topic]
         raise error if isinstance(error, BrokerUnavailable) else BrokerUnavailable(str(error))
@@ -54,12 +65,18 @@ def admin_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
+def watermark_client(kafka_config: Mapping[str, Any]) -> AdminClient:
+    """Return an AdminClient for :func:`read_watermarks` (never auto-creating topics)."""
+    return AdminClient(admin_config(kafka_config))
+
+
 def read_watermarks(
     topic_names: Sequence[str],
     kafka_config: dict[str, Any],
     timeout: float,
     failed: dict[str, Exception],
     need_low: Callable[[str, int, int], bool] | None = None,
+    admin: AdminClient | None = None,
 ) -> dict[str, dict[int, tuple[int, int]]]:
     """Return ``(low, high)`` per partition of every topic: one metadata + batched ListOffsets.
 
@@ -72,6 +89,7 @@ def read_watermarks(
             partitions for which ``need_low(topic, partition, high)`` is true (a caught-up
             partition needs none: the lag sensor's steady state halves the offsets it asks
             for); the others report ``low == high``.
+        admin: A client from :func:`watermark_client` to reuse; a new one when omitted.
 
     Raises:
         BrokerUnavailable: No metadata or no offsets within ``timeout``.
@@ -84,7 +102,7 @@ def read_watermarks(
         if str(kafka_config.get("isolation.level", "")).lower() == "read_uncommitted"
         else IsolationLevel.READ_COMMITTED  # what the ingestion consumer sees by default
     )
-    admin = AdminClient(admin_config(kafka_config))
+    admin = admin if admin is not None else watermark_client(kafka_config)
     try:
         # One request: for the one topic of ``read_lag``, or for all topics of the cluster
         # (librdkafka names at most one topic per call). ``allow.auto.create.topics`` is off,

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from pipeline_platform.ingestion.kafka_offsets import BrokerUnavailable, topic_watermarks
 from pipeline_platform.ingestion.reader import PartitionRange
@@ -75,10 +76,14 @@ def lag_left(
     ranges: Mapping[int, PartitionRange],
     expected: Mapping[int, int | None],
     timeout: float,
+    admin: AdminClient | None = None,
 ) -> int:
-    """Return the messages left unread after the run (planned ends when the broker is away)."""
+    """Return the messages left unread after the run (planned ends when the broker is away).
+
+    ``admin`` is the run's watermark client to reuse (see ``topic_watermarks``).
+    """
     try:
-        marks = topic_watermarks(kafka_config, topic, min(timeout, 5.0))
+        marks = topic_watermarks(kafka_config, topic, min(timeout, 5.0), admin)
     except BrokerUnavailable:
         marks = {p: (r.start, r.end) for p, r in ranges.items()}
     lag = 0

@@ -24,7 +24,11 @@ from pipeline_platform.ingestion.dead_letters import (
     replay_dead_letters,
 )
 from pipeline_platform.ingestion.decode import DecodeOptions, compile_validator
-from pipeline_platform.ingestion.kafka_offsets import BrokerUnavailable, topic_watermarks
+from pipeline_platform.ingestion.kafka_offsets import (
+    BrokerUnavailable,
+    topic_watermarks,
+    watermark_client,
+)
 from pipeline_platform.ingestion.lag import PartitionLag, read_lag, read_lags
 from pipeline_platform.ingestion.mapping import compile_mapping
 from pipeline_platform.ingestion.offsets import (
@@ -157,8 +161,10 @@ def ingest_table(
         mapping = compile_mapping(table)
         validator = compile_validator(topic.json_schema)
         stored = warehouse.read_offsets(asset_key, topic.name)
+        # One watermark client for the reads at start and end (one broker connection).
+        admin = watermark_client(kafka_config)
         ranges = plan_ranges(
-            topic_watermarks(kafka_config, topic.name, broker_timeout), stored, topic.name
+            topic_watermarks(kafka_config, topic.name, broker_timeout, admin), stored, topic.name
         )
         for partition, planned in ranges.items():
             if planned.lost is not None and warn is not None:
@@ -252,7 +258,7 @@ def ingest_table(
                 commit_to_kafka(consumer, topic.name, jumps, wait=True)
         finally:
             close_consumer(consumer)
-        left = lag_left(kafka_config, topic.name, ranges, expected, broker_timeout)
+        left = lag_left(kafka_config, topic.name, ranges, expected, broker_timeout, admin)
     finally:
         warehouse.close()
     seconds = time.perf_counter() - started

@@ -23,9 +23,9 @@ from pipeline_platform.registry.database import (
 )
 from pipeline_platform.registry.document import RegistryDocument
 from pipeline_platform.registry.models import (
-    Base,
     kafka_topic_schemas,
     kafka_topics,
+    metadata,
     modules,
     pipeline_stages,
     topic_field_mappings,
@@ -116,7 +116,7 @@ def test_migration_creates_tables_views_and_module_catalog(engine: Engine) -> No
     assert schema_revision(engine) == head_revision() == "0004"
     with engine.connect() as connection:
         rows = connection.execute(select(modules.c.name, modules.c.kind)).all()
-        diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diffs = compare_metadata(MigrationContext.configure(connection), metadata)
     assert sorted(rows) == sorted((m.name, m.kind) for m in BUILTIN_MODULES)
     assert diffs == []
 

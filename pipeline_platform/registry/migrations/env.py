@@ -11,10 +11,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from pipeline_platform.config import load_settings
-from pipeline_platform.registry.models import Base
+from pipeline_platform.registry.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _configure(connection: Connection) -> None:
