@@ -44,25 +44,21 @@ class Verdict:
 
     def as_result(self, key: dg.AssetKey) -> dg.AssetCheckResult:
         """Return the verdict as a check result yielded by a run."""
-        return dg.AssetCheckResult(
-            asset_key=key,
-            check_name=self.check_name,
-            passed=self.passed,
-            severity=self.severity,
-            description=self.description,
-            metadata=dict(self.metadata),
-        )
+        return dg.AssetCheckResult(**self._fields(key))
 
     def as_evaluation(self, key: dg.AssetKey) -> dg.AssetCheckEvaluation:
         """Return the verdict as a runless check evaluation (reported by a sensor tick)."""
-        return dg.AssetCheckEvaluation(
-            asset_key=key,
-            check_name=self.check_name,
-            passed=self.passed,
-            severity=self.severity,
-            description=self.description,
-            metadata=dict(self.metadata),
-        )
+        return dg.AssetCheckEvaluation(**self._fields(key))
+
+    def _fields(self, key: dg.AssetKey) -> dict[str, Any]:
+        return {
+            "asset_key": key,
+            "check_name": self.check_name,
+            "passed": self.passed,
+            "severity": self.severity,
+            "description": self.description,
+            "metadata": dict(self.metadata),
+        }
 
 
 def dead_letter_limit(table: TableConfig) -> float:
