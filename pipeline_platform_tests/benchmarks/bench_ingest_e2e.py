@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 
 from confluent_kafka import Consumer, TopicPartition
@@ -48,8 +49,8 @@ def small_message(n: int) -> bytes:
     )
 
 
-def plain_consume(bootstrap: str, topic: str, expected: int) -> float:
-    """Seconds for a bare consumer to read ``expected`` messages from offset 0."""
+def plain_consume(bootstrap: str, topics: Sequence[str], expected: int) -> float:
+    """Seconds for a bare consumer to read ``expected`` messages of ``topics`` from offset 0."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -59,7 +60,7 @@ def plain_consume(bootstrap: str, topic: str, expected: int) -> float:
             "fetch.wait.max.ms": 100,
         }
     )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(PARTITIONS)])
     t0 = time.perf_counter()
     count = 0
     while count < expected:
@@ -128,7 +129,7 @@ def main() -> None:
                     f"{result.seconds:.2f} s = {result.messages_per_second:,.0f} msg/s"
                 )
 
-        consume_seconds = plain_consume(bootstrap, topic.name, total)
+        consume_seconds = plain_consume(bootstrap, [topic.name], total)
         consume_rate = total / consume_seconds
         print(f"baseline plain consumer (assign + consume(10000)): {consume_rate:,.0f} msg/s")
 

@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from confluent_kafka import Consumer, TopicPartition
-
 from pipeline_platform.ingestion.decode import DecodeOptions, compile_validator, transform_batch
 from pipeline_platform.ingestion.mapping import compile_mapping
 from pipeline_platform.ingestion.tables import table_spec_of
@@ -45,7 +43,7 @@ from pipeline_platform.warehouse import postgres_conninfo
 from pipeline_platform.warehouse.postgres import PostgresWarehouse
 from pipeline_platform.warehouse.postgres_write import copy_rows
 from pipeline_platform_tests.benchmarks.bench_ingest_core import wifi_topic
-from pipeline_platform_tests.benchmarks.bench_ingest_e2e import small_message
+from pipeline_platform_tests.benchmarks.bench_ingest_e2e import plain_consume, small_message
 from pipeline_platform_tests.kafka import mock_broker, produce
 from pipeline_platform_tests.servers import create_database, private_postgres
 
@@ -136,30 +134,6 @@ def fill(bootstrap: str, topic: str, count: int, offset: int = 0) -> list[bytes]
     values = [small_message(offset + n) for n in range(count)]
     produce(bootstrap, topic, [(n % PARTITIONS, None, v) for n, v in enumerate(values)])
     return values
-
-
-def plain_consume(bootstrap: str, topics: list[str], expected: int) -> float:
-    """Seconds for a bare consumer to read ``expected`` messages of ``topics`` from offset 0."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "bench-plain",
-            "enable.auto.commit": False,
-            "queued.max.messages.kbytes": 262_144,
-            "fetch.wait.max.ms": 100,
-        }
-    )
-    consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(PARTITIONS)])
-    started = time.perf_counter()
-    count = 0
-    while count < expected:
-        for message in consumer.consume(num_messages=10_000, timeout=1.0):
-            if message.error() is None:
-                message.value()
-                count += 1
-    seconds = time.perf_counter() - started
-    consumer.close()
-    return seconds
 
 
 def plain_copy(url: str, topic: Topic, values: list[bytes], batch: int = 50_000) -> float:
