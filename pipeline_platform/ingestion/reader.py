@@ -121,6 +121,9 @@ def consumer_config(kafka_config: Mapping[str, Any], group_id: str) -> dict[str,
         # new data; a long wait only delays the requests queued behind the last fetch on the
         # connection (the final offset commit: about 100 ms per table at the default).
         "fetch.wait.max.ms": 10,
+        # Over its queue thresholds librdkafka stops fetching for fetch.queue.backoff.ms
+        # (default 1,000 ms): a plain consumer of 16 partitions took 1.09 s instead of 0.16 s.
+        "fetch.queue.backoff.ms": 10,
         "logger": logger,
     }
     config.update(kafka_config)

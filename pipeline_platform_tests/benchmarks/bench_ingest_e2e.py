@@ -58,6 +58,9 @@ def plain_consume(bootstrap: str, topics: Sequence[str], expected: int) -> float
             "enable.auto.commit": False,
             "queued.max.messages.kbytes": 262_144,
             "fetch.wait.max.ms": 100,
+            # librdkafka's default (1,000 ms) stalls the fetcher for a second whenever its queue
+            # is over the thresholds: measured 1.09 s instead of 0.16 s for 200,000 messages.
+            "fetch.queue.backoff.ms": 10,
         }
     )
     consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(PARTITIONS)])

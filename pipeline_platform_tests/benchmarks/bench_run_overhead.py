@@ -236,8 +236,7 @@ def main() -> None:
         assert packed.messages == total, packed
         print(describe(f"{args.tables} tables x {args.per_table:,} in one run", packed))
 
-        # Best of three fresh consumers: one pass swings between ~170k and ~600k msg/s here
-        # (connection and first-fetch timing), and the limit is what a consumer can do.
+        # Best of three fresh consumers (connection and first fetch are timed with the read).
         consume_seconds = min(
             plain_consume(bootstrap, [topics[n].name for n in names], total) for _ in range(3)
         )
