@@ -61,11 +61,17 @@ def sendable(error: BaseException) -> BaseException:
 
 
 def _serve(
-    work: Callable[[Any], Any], items: Sequence[Any], channel: Connection, parent_pid: int
+    work: Callable[[Any], Any],
+    items: Sequence[Any],
+    channel: Connection,
+    parent_pid: int,
+    on_fork: Callable[[], None] | None,
 ) -> None:
     """Worker loop: receive an item index, send back ``(True, result)`` or ``(False, error)``."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    if on_fork is not None:
+        on_fork()
     while True:
         try:
             index = channel.recv()
@@ -86,12 +92,17 @@ def _serve(
 class _Worker(Generic[Item, Result]):
     """One forked worker and the parent's end of its channel."""
 
-    def __init__(self, work: Callable[[Item], Result], items: Sequence[Item]) -> None:
+    def __init__(
+        self,
+        work: Callable[[Item], Result],
+        items: Sequence[Item],
+        on_fork: Callable[[], None] | None,
+    ) -> None:
         context = multiprocessing.get_context("fork")
         self.channel, child_end = context.Pipe()
         self.process = context.Process(
             target=_serve,
-            args=(work, items, child_end, os.getpid()),
+            args=(work, items, child_end, os.getpid(), on_fork),
             name="pp-ingest-worker",
             daemon=True,
         )
@@ -136,6 +147,7 @@ def forked_map(
     workers: int,
     *,
     on_start: Callable[[Item], None] | None = None,
+    on_fork: Callable[[], None] | None = None,
 ) -> Iterator[tuple[Item, Result | Exception]]:
     """Run ``work`` over ``items`` in at most ``workers`` forked processes; yield as they end.
 
@@ -150,6 +162,8 @@ def forked_map(
         items: The items, in the order they are handed out.
         workers: Most processes at once.
         on_start: Called in the parent (dispatcher thread) with each item as a worker takes it.
+        on_fork: Called once in each worker before its first item (e.g. to drop log handlers
+            that write through connections of the parent).
 
     Yields:
         ``(item, result)`` or ``(item, error)`` in the order they finish. A worker that dies
@@ -157,12 +171,13 @@ def forked_map(
     """
     if not items:
         return
-    pool = [_Worker(work, items) for _ in range(max(1, min(workers, len(items))))]
+    count = max(1, min(workers, len(items)))
+    pool = [_Worker(work, items, on_fork) for _ in range(count)]
     outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
     closing = threading.Event()
     dispatcher = threading.Thread(
         target=_dispatch,
-        args=(pool, work, items, outcomes, closing, on_start),
+        args=(pool, work, items, outcomes, closing, on_start, on_fork),
         name="pp-ingest-dispatch",
         daemon=True,
     )
@@ -189,6 +204,7 @@ def _dispatch(
     outcomes: queue.SimpleQueue[tuple[int, bool, Any]],
     closing: threading.Event,
     on_start: Callable[[Item], None] | None,
+    on_fork: Callable[[], None] | None,
 ) -> None:
     """Hand out items as workers answer; put ``(index, ok, value)`` outcomes on the queue."""
     order = iter(range(len(items)))
@@ -217,7 +233,7 @@ def _dispatch(
                 if not worker.process.is_alive():
                     logger.warning("worker %s exited; forking another", worker.process.pid)
                     worker.stop(busy=False)
-                    pool[pool.index(worker)] = worker = _Worker(work, items)
+                    pool[pool.index(worker)] = worker = _Worker(work, items, on_fork)
                 hand_out(worker)
                 outcomes.put((index, ok, value))
     except BaseException as error:
