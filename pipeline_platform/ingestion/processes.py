@@ -70,6 +70,9 @@ def _serve(
     """Worker loop: receive an item index, send back ``(True, result)`` or ``(False, error)``."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    # The parent's handlers (Dagster turns SIGTERM into an interrupt) would keep a terminated
+    # worker alive; it dies at once instead, its open transaction rolled back by the server.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if on_fork is not None:
         on_fork()
     while True:

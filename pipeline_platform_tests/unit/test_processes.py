@@ -91,7 +91,20 @@ def _gone(pid: int, seconds: float) -> bool:
 
 
 def test_closing_early_terminates_busy_workers(tmp_path: Path) -> None:
+    """Even when the parent turns SIGTERM into an exception (as a Dagster run worker does)."""
     pids = tmp_path / "pids"
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        _close_early(pids)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _close_early(pids: Path) -> None:
 
     def slow(n: int) -> int:
         with pids.open("a") as out:
