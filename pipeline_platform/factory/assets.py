@@ -12,7 +12,6 @@ one part, ``ingest_tables``, exactly as before.
 
 import contextlib
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -314,10 +313,7 @@ def _forked_tables(
     """
     from pipeline_platform.ingestion.processes import forked_map
 
-    outcomes = forked_map(
-        ingest_forked, keys, TABLES_IN_PARALLEL, on_start=log_start, on_fork=_leave_run_log
-    )
-    for key, outcome in outcomes:
+    for key, outcome in forked_map(ingest_forked, keys, TABLES_IN_PARALLEL, on_start=log_start):
         if isinstance(outcome, Exception):
             yield key, outcome
             continue
@@ -325,21 +321,6 @@ def _forked_tables(
         for line in warnings:
             warn(line)
         yield key, result
-
-
-def _leave_run_log() -> None:
-    """In a worker process: drop Dagster's log handlers and keep the rest of Python logging.
-
-    Those handlers write through the parent's instance connections, which a forked process
-    must not use.
-    """
-    from dagster._core.log_manager import DagsterLogHandler
-
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-    for logger in loggers:
-        if isinstance(logger, logging.Logger):
-            for handler in [h for h in logger.handlers if isinstance(h, DagsterLogHandler)]:
-                logger.removeHandler(handler)
 
 
 def _single(url: str) -> bool:

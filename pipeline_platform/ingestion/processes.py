@@ -51,6 +51,23 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _leave_dagster_run_log() -> None:
+    """Drop Dagster's log handlers inherited from a run worker; keep the rest of Python logging.
+
+    Those handlers write events through the parent's instance connections, which a forked
+    process must not use (Dagster's managed Python loggers attach them to named loggers).
+    """
+    log_manager = sys.modules.get("dagster._core.log_manager")
+    if log_manager is None:  # the parent never loaded Dagster's logging: nothing to drop
+        return
+    dagster_handler = log_manager.DagsterLogHandler
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for each in loggers:
+        if isinstance(each, logging.Logger):
+            for handler in [h for h in each.handlers if isinstance(h, dagster_handler)]:
+                each.removeHandler(handler)
+
+
 def sendable(error: BaseException) -> BaseException:
     """Return ``error`` if it survives pickling, else a ``RuntimeError`` naming it in one line."""
     try:
@@ -65,7 +82,6 @@ def _serve(
     items: Sequence[Any],
     channel: Connection,
     parent_pid: int,
-    on_fork: Callable[[], None] | None,
 ) -> None:
     """Worker loop: receive an item index, send back ``(True, result)`` or ``(False, error)``."""
     _die_with_parent(parent_pid)
@@ -73,8 +89,7 @@ def _serve(
     # The parent's handlers (Dagster turns SIGTERM into an interrupt) would keep a terminated
     # worker alive; it dies at once instead, its open transaction rolled back by the server.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if on_fork is not None:
-        on_fork()
+    _leave_dagster_run_log()
     while True:
         try:
             index = channel.recv()
@@ -99,13 +114,12 @@ class _Worker(Generic[Item, Result]):
         self,
         work: Callable[[Item], Result],
         items: Sequence[Item],
-        on_fork: Callable[[], None] | None,
     ) -> None:
         context = multiprocessing.get_context("fork")
         self.channel, child_end = context.Pipe()
         self.process = context.Process(
             target=_serve,
-            args=(work, items, child_end, os.getpid(), on_fork),
+            args=(work, items, child_end, os.getpid()),
             name="pp-ingest-worker",
             daemon=True,
         )
@@ -150,7 +164,6 @@ def forked_map(
     workers: int,
     *,
     on_start: Callable[[Item], None] | None = None,
-    on_fork: Callable[[], None] | None = None,
 ) -> Iterator[tuple[Item, Result | Exception]]:
     """Run ``work`` over ``items`` in at most ``workers`` forked processes; yield as they end.
 
@@ -165,8 +178,6 @@ def forked_map(
         items: The items, in the order they are handed out.
         workers: Most processes at once.
         on_start: Called in the parent (dispatcher thread) with each item as a worker takes it.
-        on_fork: Called once in each worker before its first item (e.g. to drop log handlers
-            that write through connections of the parent).
 
     Yields:
         ``(item, result)`` or ``(item, error)`` in the order they finish. A worker that dies
@@ -175,12 +186,12 @@ def forked_map(
     if not items:
         return
     count = max(1, min(workers, len(items)))
-    pool = [_Worker(work, items, on_fork) for _ in range(count)]
+    pool = [_Worker(work, items) for _ in range(count)]
     outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
     closing = threading.Event()
     dispatcher = threading.Thread(
         target=_dispatch,
-        args=(pool, work, items, outcomes, closing, on_start, on_fork),
+        args=(pool, work, items, outcomes, closing, on_start),
         name="pp-ingest-dispatch",
         daemon=True,
     )
@@ -207,7 +218,6 @@ def _dispatch(
     outcomes: queue.SimpleQueue[tuple[int, bool, Any]],
     closing: threading.Event,
     on_start: Callable[[Item], None] | None,
-    on_fork: Callable[[], None] | None,
 ) -> None:
     """Hand out items as workers answer; put ``(index, ok, value)`` outcomes on the queue."""
     order = iter(range(len(items)))
@@ -236,7 +246,7 @@ def _dispatch(
                 if not worker.process.is_alive():
                     logger.warning("worker %s exited; forking another", worker.process.pid)
                     worker.stop(busy=False)
-                    pool[pool.index(worker)] = worker = _Worker(work, items, on_fork)
+                    pool[pool.index(worker)] = worker = _Worker(work, items)
                 hand_out(worker)
                 outcomes.put((index, ok, value))
     except BaseException as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -63,17 +64,22 @@ def test_a_worker_that_dies_fails_its_item_only_and_is_replaced() -> None:
     assert {n: v for n, v in outcomes.items() if n != 2} == {0: 0, 1: 1, 3: 3, 4: 4, 5: 5}
 
 
-def test_on_fork_runs_in_each_worker_before_its_items(tmp_path: Path) -> None:
-    marks = tmp_path / "marks"
+def test_workers_drop_the_dagster_log_handlers_of_the_parent() -> None:
+    from dagster._core.log_manager import DagsterLogHandler
 
-    def on_fork() -> None:
-        with marks.open("a") as out:
-            out.write(f"{os.getpid()}\n")
+    logger = logging.getLogger("pipeline_platform.test_processes")
+    handler = DagsterLogHandler({}, [], [])  # type: ignore[typeddict-item]
+    logger.addHandler(handler)
+    try:
 
-    outcomes = dict(forked_map(square_in_child, [1, 2, 3], 2, on_fork=on_fork))
-    forked = set(marks.read_text().split())
-    assert {str(value[1]) for value in outcomes.values()} <= forked  # type: ignore[index]
-    assert len(forked) == 2
+        def handlers_in_child(name: str) -> list[str]:
+            return [type(h).__name__ for h in logging.getLogger(name).handlers]
+
+        [(_, in_child)] = list(forked_map(handlers_in_child, [logger.name], 1))
+        assert in_child == []
+        assert logger.handlers == [handler]
+    finally:
+        logger.removeHandler(handler)
 
 
 def _gone(pid: int, seconds: float) -> bool:
