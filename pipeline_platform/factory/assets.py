@@ -46,6 +46,7 @@ class IngestFn(Protocol):
         max_messages: int | None = None,
         warn: Callable[[str], None] | None = None,
         parallelism: int = ...,
+        worker_processes: bool = ...,
     ) -> "IngestionResult":
         """Ingest ``topic`` into its table and return what was done."""
         ...
@@ -211,6 +212,8 @@ def _ingestion_part(
         forked = ingest is None and len(keys) > 1 and not single_writer
         if forked:  # a process per table fills the cores: one partition reader per table
             run = functools.partial(run, parallelism=1)
+        elif ingest is None:  # one table: its partition readers fill the cores as processes
+            run = functools.partial(run, worker_processes=True)
 
         def log_start(key: dg.AssetKey) -> None:
             context.log.info(f"Ingesting {by_key[key].topic.name} into {key.to_user_string()}")

@@ -23,7 +23,7 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, Generic, TypeVar
 
@@ -164,7 +164,7 @@ def forked_map(
     workers: int,
     *,
     on_start: Callable[[Item], None] | None = None,
-) -> Iterator[tuple[Item, Result | Exception]]:
+) -> Generator[tuple[Item, Result | Exception], None, None]:
     """Run ``work`` over ``items`` in at most ``workers`` forked processes; yield as they end.
 
     The workers are forked by the calling thread at the first ``next``; ``work`` and ``items``

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 
 from pipeline_platform.ingestion.dead_letters import (
     DeadLetterRecord,
@@ -51,6 +52,7 @@ from pipeline_platform.ingestion.workers import (
     effective_parallelism,
     partition_groups,
     run_groups,
+    run_groups_forked,
     split_cap,
 )
 from pipeline_platform.ingestion.writer import write_batch
@@ -119,6 +121,7 @@ def ingest_table(
     idle_timeout: float = 30.0,
     parallelism: int = 2,
     warn: Callable[[str], None] | None = None,
+    worker_processes: bool = False,
 ) -> IngestionResult:
     """Ingest a topic into its table, exactly once, up to the end offsets captured at start.
 
@@ -139,6 +142,11 @@ def ingest_table(
             writer (SQLite); ``max_messages`` is shared among the workers.
         warn: Called with one line per partition whose messages retention deleted before
             ingestion (the Dagster run log in a run).
+        worker_processes: Run the partition workers in forked processes instead of threads
+            (decoding and mapping are Python per message: threads share one core). A failing
+            worker ends the others at once; their open batches roll back. ``progress`` is
+            then called in the worker processes (pass one that writes to stdout, not to a
+            connection of this process).
 
     Returns:
         The counts, rate, lag left, offset range per partition and retention losses.
@@ -162,7 +170,7 @@ def ingest_table(
         validator = compile_validator(topic.json_schema)
         stored = warehouse.read_offsets(asset_key, topic.name)
         # One watermark client for the reads at start and end (one broker connection).
-        admin = watermark_client(kafka_config)
+        admin: AdminClient | None = watermark_client(kafka_config)
         ranges = plan_ranges(
             topic_watermarks(kafka_config, topic.name, broker_timeout, admin), stored, topic.name
         )
@@ -229,9 +237,17 @@ def ingest_table(
                 consumer_config(kafka_config, group_id)
             )
 
+        forked = worker_processes and len(groups) > 1
+        if forked:
+            admin = None  # no Kafka client of this process lives across the fork
+            totals = run_groups_forked(
+                groups, run_group, expected, connect=connect, progress=progress
+            )
         consumer = Consumer(consumer_config(kafka_config, group_id))
         try:
-            if len(groups) <= 1:
+            if forked:
+                pass
+            elif len(groups) <= 1:
                 totals, moved = run_group(ranges, warehouse, consumer, None, progress)
                 expected.update(moved)
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -55,6 +56,24 @@ def partition_groups(
     return groups
 
 
+def labelled(
+    progress: Callable[[str], None] | None,
+    index: int,
+    count: int,
+    lock: threading.Lock | None = None,
+) -> Callable[[str], None] | None:
+    """Return ``progress`` prefixing ``[worker i/n]`` (under ``lock`` when workers share it)."""
+    if progress is None:
+        return None
+    say = progress
+
+    def label(message: str) -> None:
+        with lock if lock is not None else contextlib.nullcontext():
+            say(f"[worker {index + 1}/{count}] {message}")
+
+    return label
+
+
 GroupRunner = Callable[
     [
         dict[int, PartitionRange],
@@ -86,15 +105,7 @@ def run_groups(
     lock = threading.Lock()
 
     def worker_progress(index: int) -> Callable[[str], None] | None:
-        if progress is None:
-            return None
-        say = progress
-
-        def locked(message: str) -> None:
-            with lock:
-                say(f"[worker {index + 1}/{len(groups)}] {message}")
-
-        return locked
+        return labelled(progress, index, len(groups), lock)
 
     def work(index: int) -> tuple[BatchTotals, dict[int, int | None]]:
         if index == 0:
@@ -139,4 +150,48 @@ def run_groups(
         expected.update(moved)
     if error is not None:
         raise error
+    return totals
+
+
+def run_groups_forked(
+    groups: list[dict[int, PartitionRange]],
+    run_group: GroupRunner,
+    expected: dict[int, int | None],
+    *,
+    connect: Callable[[], tuple[Warehouse, Consumer]],
+    progress: Callable[[str], None] | None,
+) -> BatchTotals:
+    """Run each group in its own forked worker process, each with its own connections.
+
+    ``progress`` is called in the workers (a callback that writes to this process's log or
+    event stream must not be passed: stdout is fine).
+
+    The first failure ends the other workers at once (their open batches roll back; what they
+    committed stays, the offsets with it) and is raised. On success, the offsets each worker
+    moved are merged into ``expected`` and the totals summed.
+    """
+    from pipeline_platform.ingestion.processes import forked_map
+
+    def work(group: dict[int, PartitionRange]) -> tuple[BatchTotals, dict[int, int | None]]:
+        warehouse, consumer = connect()
+        try:
+            say = labelled(progress, groups.index(group), len(groups))
+            return run_group(group, warehouse, consumer, None, say)
+        finally:
+            try:
+                close_consumer(consumer)
+            finally:
+                warehouse.close()
+
+    totals = BatchTotals()
+    outcomes = forked_map(work, groups, len(groups))
+    try:
+        for _group, outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+            group_totals, moved = outcome
+            totals.merge(group_totals)
+            expected.update(moved)
+    finally:
+        outcomes.close()  # after a failure: terminates the workers still running
     return totals

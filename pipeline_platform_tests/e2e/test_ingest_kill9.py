@@ -49,7 +49,7 @@ def progress(line):
     sys.stdout.flush()
 result = ingest_table(topic, warehouse_url=sys.argv[2],
     kafka_config={"bootstrap.servers": sys.argv[3]}, run_id=sys.argv[4],
-    batch_size=int(sys.argv[5]), progress=progress)
+    batch_size=int(sys.argv[5]), progress=progress, worker_processes=sys.argv[6] == "1")
 sys.stdout.write("DONE %d\\n" % result.messages)
 """
 
@@ -133,10 +133,15 @@ def assert_exactly_once(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("append_only", [False, True], ids=["upsert", "append"])
+@pytest.mark.parametrize(
+    ("append_only", "worker_processes"),
+    [(False, False), (True, False), (False, True)],
+    ids=["upsert", "append", "upsert-worker-processes"],
+)
 def test_exactly_once_under_sigkill(
-    append_only: bool, postgres_url: str, kafka_bootstrap: str
+    append_only: bool, worker_processes: bool, postgres_url: str, kafka_bootstrap: str
 ) -> None:
+    """Only the ingesting process is killed: its worker processes must die with it."""
     rng = random.Random(1234 if append_only else 4321)
     topic = make_topic(append_only)
     assert topic.table is not None
@@ -156,6 +161,7 @@ def test_exactly_once_under_sigkill(
                 kafka_bootstrap,
                 f"run-{attempt}",
                 "40",
+                "1" if worker_processes else "0",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -180,6 +186,7 @@ def test_exactly_once_under_sigkill(
             kills += 1
         process.wait(timeout=30)
         process.stdout.close()
+        assert not _survivors(f"run-{attempt}"), "a worker process outlived its killed parent"
     assert kills >= 10
     final = ingest_table(
         topic,
@@ -203,6 +210,26 @@ def test_exactly_once_under_sigkill(
         run_id="again",
     )
     assert (again.messages, again.rows_written, again.dead_letters) == (0, 0, 0)
+
+
+def _survivors(marker: str, seconds: float = 5.0) -> list[int]:
+    """Live (non-zombie) processes whose command line holds ``marker``, after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if marker.encode() in command and state != "Z":
+                alive.append(int(entry.name))
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
 
 
 PACKED_TABLES = 4

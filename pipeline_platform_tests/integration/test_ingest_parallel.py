@@ -1,9 +1,16 @@
-"""Parallel ingestion (a worker per group of partitions) into PostgreSQL from the mock broker."""
+"""Parallel ingestion (a worker per group of partitions) into PostgreSQL from the mock broker.
+
+Each test runs with thread workers and with forked worker processes (``worker_processes``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from pipeline_platform.ingestion import processes, service
 from pipeline_platform.ingestion.decode import DecodeOptions
 from pipeline_platform.ingestion.reader import group_id_for
 from pipeline_platform.ingestion.service import ingest_table, list_dead_letters
@@ -17,9 +24,36 @@ from pipeline_platform_tests.integration.test_ingest import (
 )
 from pipeline_platform_tests.kafka import produce
 
+MODES = pytest.mark.parametrize("worker_processes", [False, True], ids=["threads", "processes"])
 
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the worker processes forked (one entry per ``forked_map`` call: its items)."""
+    calls: list[int] = []
+    real = processes.forked_map
+
+    def counted(work: Any, items: Any, workers: int, **kwargs: Any) -> Any:
+        calls.append(len(items))
+        return real(work, items, workers, **kwargs)
+
+    monkeypatch.setattr(processes, "forked_map", counted)
+    return calls
+
+
+def workers_seen(lines: list[str], forks: list[int], worker_processes: bool) -> bool:
+    """Whether two workers ran: two forked workers, or thread workers (with progress lines).
+
+    Forked workers call ``progress`` in their own process: their lines are not in ``lines``.
+    """
+    if worker_processes:
+        return forks == [2]
+    return forks == [] and any(line.startswith("[worker 2/2]") for line in lines)
+
+
+@MODES
 def test_parallel_workers_write_exact_rows_dead_letters_and_offsets(
-    postgres_url: str, kafka_bootstrap: str
+    postgres_url: str, kafka_bootstrap: str, worker_processes: bool, forks: list[int]
 ) -> None:
     topic = make_topic()
     table = topic.table
@@ -56,13 +90,14 @@ def test_parallel_workers_write_exact_rows_dead_letters_and_offsets(
         progress=lines.append,
         decode_options=DecodeOptions(max_message_bytes=2048),
         parallelism=2,
+        worker_processes=worker_processes,
     )
     shared_keys = 40  # distinct recorded_at values of good(7_000 + n), n < 40
     assert result.messages == len(messages)
     assert result.dead_letters == len(bad)
     assert result.lag_left == 0
     assert result.offsets == {p: (0, per_partition[p]) for p in range(PARTITIONS)}
-    assert any(line.startswith("[worker 2/2]") for line in lines)
+    assert workers_seen(lines, forks, worker_processes)
     count = rows_of(postgres_url, f"SELECT count(*) FROM {table.name}")
     assert count == [(600 + shared_keys,)]
     shared_rows = rows_of(
@@ -99,8 +134,9 @@ def test_parallel_workers_write_exact_rows_dead_letters_and_offsets(
     assert (again.messages, again.rows_written, again.dead_letters) == (0, 0, 0)
 
 
+@MODES
 def test_message_cap_is_shared_among_parallel_workers(
-    postgres_url: str, kafka_bootstrap: str
+    postgres_url: str, kafka_bootstrap: str, worker_processes: bool, forks: list[int]
 ) -> None:
     topic = make_topic()
     produce(kafka_bootstrap, topic.name, [(i % PARTITIONS, None, good(i)) for i in range(40)])
@@ -114,13 +150,61 @@ def test_message_cap_is_shared_among_parallel_workers(
         parallelism=2,
         batch_size=2,
         progress=progress.append,
+        worker_processes=worker_processes,
     )
     assert capped.messages == 7
     assert capped.lag_left == 33
-    assert any(line.startswith("[worker 2/2]") for line in progress)
+    assert workers_seen(progress, forks, worker_processes)
     rest = ingest_table(
         topic, warehouse_url=postgres_url, kafka_config=kafka(kafka_bootstrap), run_id="rest"
     )
     assert rest.messages == 33
     assert topic.table is not None
     assert rows_of(postgres_url, f"SELECT count(*) FROM {topic.table.name}") == [(40,)]
+
+
+@MODES
+def test_a_failing_worker_fails_the_run_and_the_next_run_is_exact(
+    postgres_url: str,
+    kafka_bootstrap: str,
+    worker_processes: bool,
+    forks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker of partition 1 fails after its first batch (patched before the fork)."""
+    topic = make_topic()
+    assert topic.table is not None
+    produce(kafka_bootstrap, topic.name, [(i % PARTITIONS, None, good(i)) for i in range(400)])
+    real_run = service.BatchPipeline.run
+
+    def failing_run(self: service.BatchPipeline, batches: Any) -> Any:
+        if 1 not in self.expected:
+            return real_run(self, batches)
+
+        def first_then_fail() -> Any:
+            iterator = iter(batches)
+            yield next(iterator)
+            raise RuntimeError("disk full on partition 1")
+
+        return real_run(self, first_then_fail())
+
+    monkeypatch.setattr(service.BatchPipeline, "run", failing_run)
+    with pytest.raises(RuntimeError, match="disk full on partition 1"):
+        ingest_table(
+            topic,
+            warehouse_url=postgres_url,
+            kafka_config=kafka(kafka_bootstrap),
+            run_id="fails",
+            batch_size=10,
+            parallelism=2,
+            worker_processes=worker_processes,
+        )
+    assert forks == ([2] if worker_processes else [])
+    monkeypatch.setattr(service.BatchPipeline, "run", real_run)
+    done = rows_of(postgres_url, f"SELECT count(*) FROM {topic.table.name}")[0][0]
+    assert 10 <= done < 400  # the failing worker's first batch at least; never everything
+    rest = ingest_table(
+        topic, warehouse_url=postgres_url, kafka_config=kafka(kafka_bootstrap), run_id="rest"
+    )
+    assert rest.messages == 400 - done
+    assert rows_of(postgres_url, f"SELECT count(*) FROM {topic.table.name}") == [(400,)]
