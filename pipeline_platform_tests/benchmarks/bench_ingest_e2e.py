@@ -7,7 +7,8 @@ Starts the mock broker in its own process (mind its ~5 MB per partition retentio
 ``PIPELINE_TEST_POSTGRES_URL``). In the same run it measures:
 - ``ingest_table`` (decode, schema, map, offsets, Kafka commits) into an append-only table
   and, separately, into a table with an upsert key (COPY → staging → ON CONFLICT), each with
-  ``parallelism=1`` (sequential, for comparison) and the default (2 workers);
+  ``parallelism=1`` (sequential, for comparison), 2 thread workers (the default) and 2 forked
+  worker processes (``worker_processes=True``, what a Dagster run uses);
 - a plain consumer reading the same messages (``assign`` + ``consume(10000)``);
 - a plain binary COPY of the already-mapped rows into an empty table;
 and prints the ingest rate as a ratio of the slower baseline (goal ≥ 0.3).
@@ -110,11 +111,14 @@ def main() -> None:
 
         results = {}
         for label, key in (("append", ()), ("upsert", ("device_id", "recorded_at"))):
-            # Sequential (parallelism 1) first, then the default (2 workers), same broker data.
-            for workers in (1, 2):
-                name = f"{label}" if workers == 2 else f"{label} sequential"
+            # Sequential (parallelism 1), 2 thread workers, 2 worker processes (as a run does).
+            for workers, forked, name in (
+                (1, False, f"{label} sequential"),
+                (2, False, f"{label} threads"),
+                (2, True, f"{label} processes"),
+            ):
                 table = topic.table.model_copy(
-                    update={"name": f"wifi_e2e_{label}_p{workers}", "upsert_key": key}
+                    update={"name": f"wifi_e2e_{label}_p{workers}{forked:d}", "upsert_key": key}
                 )
                 result = ingest_table(
                     topic.model_copy(update={"table": table}),
@@ -123,6 +127,7 @@ def main() -> None:
                     run_id="bench",
                     batch_size=args.batch_size,
                     parallelism=workers,
+                    worker_processes=forked,
                 )
                 assert result.messages == total, result
                 results[name] = result
