@@ -247,8 +247,11 @@ def capture(
     height: int = 1000,
     timeout: float = 90.0,
     settle: float = 2.0,
+    count_js: str = COUNT_NODES_JS,
+    missing: str = "no asset graph nodes rendered",
+    dismiss_again: bool = True,
 ) -> int:
-    """Open ``url`` in headless Chromium, wait for the asset graph, save a PNG.
+    """Open ``url`` in headless Chromium, wait until what ``count_js`` counts is stable, save a PNG.
 
     Args:
         url: The page to capture.
@@ -256,11 +259,14 @@ def capture(
         executable: The Chromium executable.
         width: Viewport width in CSS pixels.
         height: Viewport height.
-        timeout: Seconds to wait for the graph to render.
-        settle: Seconds the node count must stay unchanged before capturing.
+        timeout: Seconds to wait for the page to render.
+        settle: Seconds the count must stay unchanged before capturing.
+        count_js: Expression counting the drawn elements (default: asset graph nodes).
+        missing: The failure reason when nothing was counted in time and the page shows no error.
+        dismiss_again: Dismiss the community dialog once more after settling (then wait 0.5 s).
 
     Returns:
-        Number of graph nodes found in the page.
+        Number of elements counted in the page.
     """
     with chromium(executable, width, height) as page:
         page.call("Page.enable")
@@ -270,19 +276,20 @@ def capture(
         count, stable_since = -1, time.monotonic()
         while True:
             dismissed = bool(page.evaluate(DISMISS_DIALOG_JS))
-            current = int(page.evaluate(COUNT_NODES_JS) or 0)
+            current = int(page.evaluate(count_js) or 0)
             now = time.monotonic()
             if current != count or dismissed:
                 count, stable_since = current, now
             if count > 0 and now - stable_since >= settle:
                 break
             if now > deadline:
-                problem = page.evaluate(ERROR_TEXT_JS) or "no asset graph nodes rendered"
+                problem = page.evaluate(ERROR_TEXT_JS) or missing
                 raise RuntimeError(f"{url}: {problem} within {timeout:g} s")
             time.sleep(0.25)
-        time.sleep(settle)  # let the zoom-to-fit animation finish
-        page.evaluate(DISMISS_DIALOG_JS)
-        time.sleep(0.5)
+        time.sleep(settle)  # let the zoom-to-fit or the charts' animation finish
+        if dismiss_again:
+            page.evaluate(DISMISS_DIALOG_JS)
+            time.sleep(0.5)
         shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(base64.b64decode(shot["data"]))

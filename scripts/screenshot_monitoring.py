@@ -19,7 +19,7 @@ are drawn. A capture that overlapped a new run is taken again.
 
 With ``--url`` the webserver at that address is used; without it the local stack is started
 (``pipeline-platform dev``) and stopped afterwards, as ``screenshot_lineage.py`` does, whose
-Chromium and stack helpers this script uses.
+Chromium, capture and stack helpers this script uses.
 
 Exit codes: 0 saved, 1 failure (reason on stderr), 2 usage.
 """
@@ -27,7 +27,6 @@ Exit codes: 0 saved, 1 failure (reason on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import sys
@@ -39,9 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from screenshot_lineage import (
-    DISMISS_DIALOG_JS,
-    ERROR_TEXT_JS,
-    chromium,
+    capture,
     find_chromium,
     local_stack,
     wait_for_webserver,
@@ -122,46 +119,6 @@ def checks_path(asset: str, check: str) -> str:
     return f"/assets/{path}?view=checks&checkDetail={quote(check)}"
 
 
-def capture(
-    url: str,
-    output: Path,
-    *,
-    executable: str,
-    width: int,
-    height: int,
-    timeout: float,
-    settle: float,
-) -> int:
-    """Open ``url``, wait until the check's plots are drawn and stable, save a PNG.
-
-    Returns:
-        The number of plots on the page.
-    """
-    with chromium(executable, width, height) as page:
-        page.call("Page.enable")
-        page.call("Runtime.enable")
-        page.call("Page.navigate", url=url)
-        deadline = time.monotonic() + timeout
-        count, stable_since = -1, time.monotonic()
-        while True:
-            dismissed = bool(page.evaluate(DISMISS_DIALOG_JS))
-            current = int(page.evaluate(COUNT_PLOTS_JS) or 0)
-            now = time.monotonic()
-            if current != count or dismissed:
-                count, stable_since = current, now
-            if count > 0 and now - stable_since >= settle:
-                break
-            if now > deadline:
-                problem = page.evaluate(ERROR_TEXT_JS) or "no plots drawn"
-                raise RuntimeError(f"{url}: {problem} within {timeout:g} s")
-            time.sleep(0.25)
-        time.sleep(settle)  # the charts animate in
-        shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(base64.b64decode(shot["data"]))
-    return count
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, wait for the evaluations, capture the page, print where it went."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -206,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     height=args.height,
                     timeout=args.timeout,
                     settle=args.settle,
+                    count_js=COUNT_PLOTS_JS,
+                    missing="no plots drawn",
+                    dismiss_again=False,
                 )
                 latest = check_executions(base, args.asset, args.check, 1)
                 if (

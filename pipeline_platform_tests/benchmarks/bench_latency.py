@@ -32,11 +32,8 @@ from confluent_kafka import Producer
 
 from pipeline_platform.dev.stack import DEV_ENVIRONMENT
 from pipeline_platform.warehouse import postgres_conninfo
-from pipeline_platform_tests.e2e.dagster_dev import (
-    assert_ctrl_c_stops_everything,
-    graphql,
-    start_dev_stack,
-)
+from pipeline_platform_tests.e2e.graphql_client import graphql
+from pipeline_platform_tests.e2e.local_stack import assert_ctrl_c_stops_everything, start_dev_stack
 from pipeline_platform_tests.servers import create_database, private_postgres
 
 TOPIC = "device.network.wifi.raw"

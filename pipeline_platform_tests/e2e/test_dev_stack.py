@@ -3,7 +3,7 @@
 One stack (``dev_stack``: local broker, demo registry in SQLite, PostgreSQL warehouse, demo
 producer at 300 events/s, ``dagster dev`` with its daemon) is observed only through the
 webserver's GraphQL API, then cross-checked with SQL. Ctrl-C shutdown of the whole stack is
-asserted when the shared fixture is torn down (see ``dagster_dev.dev_stack``).
+asserted when the shared fixture is torn down (see ``local_stack.dev_stack``).
 """
 
 from __future__ import annotations
@@ -17,14 +17,8 @@ import sqlalchemy as sa
 from pipeline_platform.dev.stack import demo_registry_path
 from pipeline_platform.factory import naming
 from pipeline_platform.registry.validation import load_document
-from pipeline_platform_tests.e2e.dagster_dev import (
-    DevStack,
-    dev_stack,
-    materializations,
-    poll,
-    runs,
-    sensor_state,
-)
+from pipeline_platform_tests.e2e.graphql_client import materializations, poll, runs, sensor_state
+from pipeline_platform_tests.e2e.local_stack import DevStack, dev_stack
 
 __all__ = ["dev_stack"]
 

@@ -22,7 +22,8 @@ import yaml
 from pipeline_platform.registry.database import create_registry_engine, upgrade_registry
 from pipeline_platform.registry.store import import_document
 from pipeline_platform.registry.validation import load_document
-from pipeline_platform_tests.e2e.dagster_dev import dagster_dev, graphql, poll, runs
+from pipeline_platform_tests.e2e.dagster_dev import dagster_dev
+from pipeline_platform_tests.e2e.graphql_client import graphql, poll, runs
 from pipeline_platform_tests.pipelines_helpers import pg
 from pipeline_platform_tests.servers import create_database
 

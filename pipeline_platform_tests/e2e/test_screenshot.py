@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_platform_tests.e2e.dagster_dev import DevStack, dev_stack
+from pipeline_platform_tests.e2e.local_stack import DevStack, dev_stack
 
 __all__ = ["dev_stack"]
 

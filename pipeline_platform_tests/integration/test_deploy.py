@@ -23,34 +23,23 @@ from dagster_k8s.job import (
 )
 
 from pipeline_platform.factory import naming
+from pipeline_platform_tests.integration.deploy_files import (
+    DEPLOY,
+    REPO_ROOT,
+    compose,
+    user_deployment,
+    values,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = REPO_ROOT / "deploy"
-VALUES_PATH = DEPLOY / "helm" / "values.yaml"
-COMPOSE_PATH = DEPLOY / "docker-compose.yaml"
+__all__ = ["compose", "values"]  # the fixtures, imported for this module
+
 TABLE_TAG = naming.TABLE_TAG
 DEFINITIONS_MODULE = "pipeline_platform.definitions"
 
 
-@pytest.fixture(scope="module")
-def values() -> dict[str, Any]:
-    return yaml.safe_load(VALUES_PATH.read_text())
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE_PATH.read_text())
-
-
-def _user_deployment(values: dict[str, Any]) -> dict[str, Any]:
-    deployments = values["dagster-user-deployments"]["deployments"]
-    assert len(deployments) == 1
-    return deployments[0]
-
-
 def _run_job(values: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     """Build the Job of one ingestion run from the Helm values; return it as a dict."""
-    deployment = _user_deployment(values)
+    deployment = user_deployment(values)
     image = f"{deployment['image']['repository']}:{deployment['image']['tag']}"
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     run_k8s_config = launcher.get("runK8sConfig", {})
@@ -129,7 +118,7 @@ def test_helm_values_name_the_components(values: dict[str, Any]) -> None:
     webserver = values["dagsterWebserver"]
     assert webserver["enableReadOnly"] is True  # a read-only webserver beside the admin one
 
-    deployment = _user_deployment(values)
+    deployment = user_deployment(values)
     assert values["dagster-user-deployments"]["enabled"] is True
     # code-server start (reloadable), not `dagster api grpc`.
     assert deployment["codeServerArgs"] == ["-m", DEFINITIONS_MODULE]
@@ -224,61 +213,6 @@ def test_compose_passes_only_librdkafka_settings_as_kafka_variables() -> None:
     assert re.search(r"^POSTGRES_PASSWORD=\s*$", example, flags=re.MULTILINE)
 
 
-# -- no secrets in the files ------------------------------------------------------------------
-
-_SECRET_KEY = re.compile(r"(password|secret|token|passwd)", re.IGNORECASE)
-
-
-def _literal_secrets(node: Any, path: str = "") -> list[str]:
-    """Paths of secret-looking keys whose value is a literal (not a reference or ${VAR})."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key, item in node.items():
-            child = f"{path}.{key}"
-            is_scalar = isinstance(item, (str, int)) and not isinstance(item, bool)
-            if _SECRET_KEY.search(str(key)) and is_scalar:
-                value = str(item)
-                is_reference = value.startswith("${") or str(key).endswith(("SecretName",))
-                if value and not is_reference:
-                    found.append(child)
-            found.extend(_literal_secrets(item, child))
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            found.extend(_literal_secrets(item, f"{path}[{index}]"))
-    return found
-
-
-@pytest.mark.parametrize(
-    "path",
-    [VALUES_PATH, COMPOSE_PATH, REPO_ROOT / "dagster.yaml", DEPLOY / ".env.example"],
-    ids=lambda path: path.name,
-)
-def test_no_password_literal(path: Path) -> None:
-    text = path.read_text()
-    if path.suffix in {".yaml", ".yml"}:
-        assert _literal_secrets(yaml.safe_load(text)) == []
-    # No user:password@ in a URL unless the password is a ${...} substitution.
-    for match in re.finditer(r"://([^:/@\s]+):([^@\s]+)@", text):
-        assert match.group(2).startswith("${"), match.group(0)
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#") or "=" not in stripped:
-            continue
-        name, _, value = stripped.partition("=")
-        if _SECRET_KEY.search(name):
-            assert value == "", f"{path.name}: {name} has a value"
-
-
-def test_literal_secret_detector_catches_literals() -> None:
-    assert _literal_secrets({"postgresql": {"postgresqlPassword": "hunter2"}}) == [
-        ".postgresql.postgresqlPassword"
-    ]
-    assert _literal_secrets({"env": {"DAGSTER_PG_PASSWORD": "${POSTGRES_PASSWORD}"}}) == []
-    assert _literal_secrets({"global": {"postgresqlSecretName": "dagster-pg"}}) == []
-    assert _literal_secrets({"generatePostgresqlPasswordSecret": False}) == []
-    assert _literal_secrets({"x": [{"KAFKA_SASL_PASSWORD": 1234}]}) == [".x[0].KAFKA_SASL_PASSWORD"]
-
-
 # -- Dockerfile ---------------------------------------------------------------------------------
 
 
@@ -317,97 +251,3 @@ def test_workspaces_are_valid_and_name_the_location(path: Path) -> None:
     assert target["location_name"] == "pipeline_platform"
     if "python_module" in entry:
         assert target["module_name"] == DEFINITIONS_MODULE
-
-
-# -- the platform API -----------------------------------------------------------------------------
-
-API_EXTRAS = DEPLOY / "helm" / "extras" / "platform-api.yaml"
-DASHBOARD = DEPLOY / "grafana" / "pipeline_platform.json"
-
-
-def test_compose_runs_the_api(compose: dict[str, Any]) -> None:
-    api = compose["services"]["api"]
-    assert api["command"] == ["pipeline-platform", "serve", "--host", "0.0.0.0", "--port", "8003"]
-    assert api["ports"] == ["${PIPELINE_API_HOST_PORT:-8003}:8003"]
-    assert api["env_file"] == [".env"]  # PIPELINE_API_TOKEN comes from deploy/.env
-    env = api["environment"]
-    assert (
-        env["PIPELINE_REGISTRY_URL"]
-        == compose["services"]["code-location"]["environment"]["PIPELINE_REGISTRY_URL"]
-    )
-    assert {"DAGSTER_PG_HOST", "DAGSTER_PG_PASSWORD"} <= set(env)
-    assert env["PIPELINE_DAGSTER_WEBSERVER_HOST"] == "webserver"
-    assert "/healthz" in " ".join(api["healthcheck"]["test"])
-    assert not _literal_secrets(api)
-    example = (DEPLOY / ".env.example").read_text()
-    assert re.search(r"^PIPELINE_API_TOKEN=\s*$", example, flags=re.MULTILINE)
-
-
-def test_helm_extras_deploy_and_expose_the_api(values: dict[str, Any]) -> None:
-    documents = list(yaml.safe_load_all(API_EXTRAS.read_text()))
-    kinds = {doc["kind"]: doc for doc in documents}
-    assert set(kinds) == {"Deployment", "Service"}
-    deployment, service = kinds["Deployment"], kinds["Service"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["command"][:2] == ["pipeline-platform", "serve"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8003}]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    image = _user_deployment(values)["image"]
-    assert container["image"] == f"{image['repository']}:{image['tag']}"
-    assert container["envFrom"] == [{"secretRef": {"name": "pipeline-platform-env"}}]
-    password = next(e for e in container["env"] if e["name"] == "DAGSTER_PG_PASSWORD")
-    assert password["valueFrom"]["secretKeyRef"]["name"] == values["global"]["postgresqlSecretName"]
-    assert all("value" not in e for e in container["env"] if _SECRET_KEY.search(e["name"]))
-    selector = deployment["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["selector"] == selector
-    assert service["spec"]["ports"][0]["port"] == 8003
-    assert service["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
-
-
-def test_grafana_dashboard_uses_only_exposed_metrics() -> None:
-    import json
-    from datetime import UTC, datetime
-
-    from prometheus_client.openmetrics.exposition import generate_latest
-
-    from pipeline_platform.api.metrics import metrics_registry
-    from pipeline_platform.ingestion.lag import PartitionLag
-    from pipeline_platform.monitoring.dagster_state import RunInfo
-    from pipeline_platform.monitoring.state import PlatformState, TableState
-
-    now = datetime.now(UTC)
-    state = PlatformState(
-        revision=3,
-        fingerprint="f",
-        registry_up=True,
-        tables=(
-            TableState(
-                topic="t",
-                table="x",
-                data_source="warehouse",
-                partitions={0: PartitionLag(stored=5, end=9)},
-                lag_messages=4,
-                lag_seconds=2.5,
-                last_event_at=now,
-                rows_written=10,
-                dead_letters_total={"parse": 1},
-                last_run=RunInfo("r", "SUCCESS", now, "ingestion"),
-            ),
-        ),
-        job_runs={"ingestion": RunInfo("r", "SUCCESS", now, "ingestion")},
-    )
-
-    class Fixed:
-        def read(self) -> PlatformState:
-            return state
-
-    text = generate_latest(metrics_registry(Fixed())).decode()  # type: ignore[arg-type]
-    exposed = set(re.findall(r"^(pipeline_platform_\w+)", text, flags=re.MULTILINE))
-    dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
-    used = {name for expr in exprs for name in re.findall(r"pipeline_platform_\w+", expr)}
-    assert used and used <= exposed, used - exposed
-    titles = " ".join(panel["title"].lower() for panel in dashboard["panels"])
-    for subject in ("lag", "rows", "dead letters", "last run"):
-        assert subject in titles

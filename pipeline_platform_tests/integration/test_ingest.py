@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from typing import Any
 
-import orjson
-import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from pipeline_platform.ingestion.decode import DeadLetter, DecodeOptions
+from pipeline_platform.ingestion.decode import DecodeOptions
 from pipeline_platform.ingestion.reader import group_id_for
 from pipeline_platform.ingestion.service import (
     BrokerUnavailable,
@@ -21,105 +18,17 @@ from pipeline_platform.ingestion.service import (
     read_lag,
     replay_dead_letters,
 )
-from pipeline_platform.ingestion.tables import asset_key_of, table_spec_of
-from pipeline_platform.ingestion.writer import write_batch
-from pipeline_platform.registry.document import Topic
-from pipeline_platform.warehouse import FencedError, connect_warehouse, postgres_conninfo
+from pipeline_platform_tests.integration.ingest_helpers import (
+    MAPPINGS,
+    PARTITIONS,
+    good,
+    kafka,
+    make_topic,
+    poison,
+    rows_of,
+)
 from pipeline_platform_tests.kafka import produce
 from pipeline_platform_tests.servers import free_port
-
-PARTITIONS = 4  # the mock broker auto-creates topics with 4 partitions
-
-MAPPINGS = [
-    {"source": "device_id", "column": "device_id", "type": "string", "required": True},
-    {"source": "recorded_at", "column": "recorded_at", "type": "timestamp", "required": True},
-    {"source": "payload.rssi", "column": "signal_dbm", "type": "integer"},
-    {"source": "payload.level", "column": "level", "type": "float"},
-    {"source": "payload.ok", "column": "ok", "type": "boolean"},
-    {"source": "payload.day", "column": "day", "type": "date"},
-    {"source": "payload.scan_id", "column": "scan_id", "type": "uuid"},
-    {"source": "payload.tags[0]", "column": "first_tag", "type": "string", "default": "none"},
-    {"source": "payload", "column": "payload", "type": "json"},
-]
-
-
-def make_topic(
-    key: tuple[str, ...] = ("device_id", "recorded_at"),
-    mappings: list[dict[str, Any]] | None = None,
-    name: str | None = None,
-    table: str | None = None,
-) -> Topic:
-    suffix = uuid.uuid4().hex[:8]
-    return Topic.model_validate(
-        {
-            "name": name or f"test.ingest.{suffix}",
-            "partitions": PARTITIONS,
-            "schema": {
-                "type": "object",
-                "required": ["device_id"],
-                "properties": {"payload": {"type": "object"}},
-            },
-            "table": {
-                "name": table or f"t_{suffix}",
-                "upsert_key": list(key),
-                "time_column": "recorded_at",
-                "mappings": mappings or MAPPINGS,
-            },
-        }
-    )
-
-
-def good(i: int, device: str | None = None, rssi: int | None = None) -> bytes:
-    return orjson.dumps(
-        {
-            "device_id": device or f"dev-{i}",
-            "recorded_at": f"2024-05-01T12:{i // 60 % 60:02d}:{i % 60:02d}Z",
-            "payload": {
-                "rssi": -40 - i % 50 if rssi is None else rssi,
-                "level": i / 10,
-                "ok": i % 2 == 0,
-                "day": "2024-05-01",
-                "scan_id": str(uuid.UUID(int=i)),
-                "tags": ["home"] if i % 2 else [],
-            },
-        }
-    )
-
-
-def poison() -> list[tuple[bytes | None, str]]:
-    """Bad messages of every kind, with the expected reason prefix."""
-    base = orjson.loads(good(1))
-
-    def variant(**payload: Any) -> bytes:
-        return orjson.dumps({**base, "payload": {**base["payload"], **payload}})
-
-    return [
-        (b"{not json", "malformed JSON"),
-        (b"\xff\xfe\x00garbage", "not UTF-8"),
-        (b"", "empty message"),
-        (b"[1, 2, 3]", "not a JSON object"),
-        (orjson.dumps({"recorded_at": "2024-05-01T00:00:00Z"}), "schema violation"),
-        (orjson.dumps({**base, "payload": "flat"}), "schema violation"),
-        (orjson.dumps({"device_id": "x"}), "missing required field: column recorded_at"),
-        (orjson.dumps({**base, "recorded_at": "not a time"}), "column recorded_at"),
-        (variant(rssi=1.5), "column signal_dbm"),
-        (variant(rssi="abc"), "column signal_dbm"),
-        (variant(level="high"), "column level"),
-        (variant(ok="yes"), "column ok"),
-        (variant(day="2024-02-30"), "column day"),
-        (variant(scan_id="not-a-uuid"), "column scan_id"),
-        (variant(tags=["a\x00b"]), "column first_tag"),
-        (b'{"device_id": "' + b"x" * 3000 + b'"}', "oversized message"),
-    ]
-
-
-def rows_of(url: str, sql: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(postgres_conninfo(url)) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def kafka(bootstrap: str) -> dict[str, str]:
-    return {"bootstrap.servers": bootstrap}
 
 
 def test_poison_corpus_is_dead_lettered_and_good_messages_ingested(
@@ -264,79 +173,6 @@ def test_creates_table_then_adds_new_mapped_columns(
     )
     assert len(rows) == 8
     assert {r[0] for r in rows if r[1] is not None} == {"dev-5", "dev-6", "dev-7"}
-
-
-def test_two_writers_on_the_same_range_only_one_commits(postgres_url: str) -> None:
-    topic = make_topic()
-    table = topic.table
-    assert table is not None
-    key = asset_key_of(table)
-    setup = connect_warehouse(postgres_url)
-    setup.ensure_state_tables()
-    target = setup.ensure_table(table_spec_of(table))
-    setup.close()
-    from datetime import UTC, datetime
-
-    def row(device: str) -> tuple[Any, ...]:
-        stamp = datetime(2024, 5, 1, tzinfo=UTC)
-        return (device, stamp, 1, 1.0, True, None, None, "none", "{}")
-
-    def race(expected: int | None) -> tuple[list[str], list[str]]:
-        winners: list[str] = []
-        errors: list[str] = []
-        barrier = threading.Barrier(2)
-
-        def write(name: str) -> None:
-            warehouse = connect_warehouse(postgres_url)
-            try:
-                barrier.wait()
-                write_batch(
-                    warehouse,
-                    target,
-                    [row(f"{name}-{expected}")],
-                    [DeadLetter(0, 5, None, b"x", f"bad {name}")],
-                    {0: (expected, (expected or 0) + 10)},
-                    asset_key=key,
-                    topic=topic.name,
-                    run_id=name,
-                )
-                winners.append(name)
-            except FencedError as error:
-                errors.append(str(error))
-            finally:
-                warehouse.close()
-
-        threads = [threading.Thread(target=write, args=(n,)) for n in ("A", "B")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return winners, errors
-
-    # Concurrent: both expect the same stored offset (first none, then 10); one commits.
-    for expected in (None, 10):
-        winners, errors = race(expected)
-        assert len(winners) == 1, (winners, errors)
-        assert len(errors) == 1 and "fenced" in errors[0]
-    rows = rows_of(postgres_url, f"SELECT device_id FROM {table.name}")
-    assert len(rows) == 2
-    offsets = rows_of(postgres_url, "SELECT partition, next_offset FROM pp_ingestion_offsets")
-    assert offsets == [(0, 20)]
-    # A late writer with a stale expectation writes nothing.
-    warehouse = connect_warehouse(postgres_url)
-    with pytest.raises(FencedError):
-        write_batch(
-            warehouse,
-            target,
-            [row("late")],
-            [],
-            {0: (10, 20)},
-            asset_key=key,
-            topic=topic.name,
-            run_id="late",
-        )
-    warehouse.close()
-    assert len(rows_of(postgres_url, f"SELECT device_id FROM {table.name}")) == 2
 
 
 def test_replay_after_registry_fix(postgres_url: str, kafka_bootstrap: str) -> None:

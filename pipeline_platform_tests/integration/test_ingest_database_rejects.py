@@ -8,7 +8,7 @@ import orjson
 
 from pipeline_platform.ingestion.service import ingest_table, list_dead_letters
 from pipeline_platform.registry.document import Topic
-from pipeline_platform_tests.integration.test_ingest import kafka, rows_of
+from pipeline_platform_tests.integration.ingest_helpers import kafka, rows_of
 from pipeline_platform_tests.kafka import produce
 
 TOTAL = 10_000

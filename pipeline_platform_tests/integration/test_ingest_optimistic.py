@@ -12,7 +12,7 @@ from pipeline_platform.ingestion.tables import asset_key_of, table_spec_of
 from pipeline_platform.ingestion.writer import write_batch
 from pipeline_platform.warehouse import TargetTable, connect_warehouse
 from pipeline_platform.warehouse.postgres import PostgresWarehouse
-from pipeline_platform_tests.integration.test_ingest import (
+from pipeline_platform_tests.integration.ingest_helpers import (
     PARTITIONS,
     good,
     kafka,

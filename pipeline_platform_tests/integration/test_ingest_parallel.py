@@ -14,7 +14,7 @@ from pipeline_platform.ingestion import processes, service
 from pipeline_platform.ingestion.decode import DecodeOptions
 from pipeline_platform.ingestion.reader import group_id_for
 from pipeline_platform.ingestion.service import ingest_table, list_dead_letters
-from pipeline_platform_tests.integration.test_ingest import (
+from pipeline_platform_tests.integration.ingest_helpers import (
     PARTITIONS,
     good,
     kafka,

@@ -35,7 +35,7 @@ from pipeline_platform.registry.store import (
 from pipeline_platform.registry.store import write as store_write
 from pipeline_platform.registry.validation import load_document
 from pipeline_platform.registry.yaml_io import dump_document
-from pipeline_platform_tests.integration.test_registry_store import SMALL, dump_tables, with_topic
+from pipeline_platform_tests.integration.registry_tables import SMALL, dump_tables, with_topic
 
 TABLE_TOPIC = "device.network.wifi.raw"  # a topic with a table in the small registry
 

@@ -1,32 +1,24 @@
-"""The registry database layer on SQLite and on a real PostgreSQL server."""
+"""Registry imports on SQLite and on a real PostgreSQL server: diffs, history, rollback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, func, select
 
 from pipeline_platform.pipelines.catalog import BUILTIN_MODULES
 from pipeline_platform.registry.database import (
     create_registry_engine,
     current_revision,
-    head_revision,
-    schema_revision,
     upgrade_registry,
 )
 from pipeline_platform.registry.document import RegistryDocument
 from pipeline_platform.registry.models import (
     kafka_topic_schemas,
     kafka_topics,
-    metadata,
-    modules,
     pipeline_stages,
     topic_field_mappings,
     topic_table_configs,
@@ -35,22 +27,18 @@ from pipeline_platform.registry.store import history, import_document, read_docu
 from pipeline_platform.registry.store import write as store_write
 from pipeline_platform.registry.validation import load_document
 from pipeline_platform.registry.yaml_io import dump_document, parse_document
-
-SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "small_registry.yaml"
-TABLES = (
-    "kafka_topics",
-    "kafka_topic_schemas",
-    "topic_api_endpoints",
-    "topic_table_configs",
-    "topic_field_mappings",
-    "pipeline_flows",
-    "pipeline_stages",
-    "pipeline_stage_topics",
-    "data_sources",
-    "modules",
-    "pipelines",
-    "registry_revisions",
+from pipeline_platform_tests.integration.registry_tables import (
+    SMALL,
+    TABLES,
+    counts,
+    dump_tables,
+    engine,
+    small,
+    with_topic,
 )
+
+__all__ = ["engine", "small"]  # the fixtures, imported for this module
+
 SMALL_COUNTS = {
     "kafka_topics": 5,
     "kafka_topic_schemas": 1,
@@ -65,73 +53,6 @@ SMALL_COUNTS = {
     "pipelines": 1,
     "registry_revisions": 1,
 }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """A migrated, empty registry."""
-    engine = create_registry_engine(database_url)
-    upgrade_registry(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def small() -> RegistryDocument:
-    """The small fixture registry."""
-    return load_document(SMALL)
-
-
-def counts(engine: Engine) -> dict[str, int]:
-    """Row count of every registry table."""
-    with engine.connect() as connection:
-        return {
-            name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
-            for name in TABLES
-        }
-
-
-def dump_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every registry table, sorted, for exact before/after comparisons."""
-    with engine.connect() as connection:
-        return {
-            name: sorted(
-                (tuple(row) for row in connection.execute(text(f"SELECT * FROM {name}"))),
-                key=repr,
-            )
-            for name in TABLES
-        }
-
-
-def with_topic(document: RegistryDocument, name: str, **changes: Any) -> RegistryDocument:
-    """Return ``document`` with the topic ``name`` updated (by field name)."""
-    topics = tuple(t.model_copy(update=changes) if t.name == name else t for t in document.topics)
-    return document.model_copy(update={"topics": topics})
-
-
-def test_migration_creates_tables_views_and_module_catalog(engine: Engine) -> None:
-    inspector = inspect(engine)
-    assert set(TABLES) <= set(inspector.get_table_names())
-    assert set(inspector.get_view_names()) >= {"v_active_topics", "v_topic_dependencies"}
-    assert schema_revision(engine) == head_revision() == "0004"
-    with engine.connect() as connection:
-        rows = connection.execute(select(modules.c.name, modules.c.kind)).all()
-        diffs = compare_metadata(MigrationContext.configure(connection), metadata)
-    assert sorted(rows) == sorted((m.name, m.kind) for m in BUILTIN_MODULES)
-    assert diffs == []
-
-
-def test_upgrade_is_repeatable_and_resyncs_modules(engine: Engine) -> None:
-    with engine.begin() as connection:
-        connection.execute(modules.delete().where(modules.c.name == "filter_rows"))
-        connection.execute(modules.update().values(description="stale"))
-        connection.execute(
-            modules.insert().values(name="gone", kind="loader", description="", config_schema="{}")
-        )
-    upgrade_registry(engine)
-    with engine.connect() as connection:
-        rows = connection.execute(select(modules.c.name, modules.c.description)).all()
-    assert sorted(rows) == sorted((m.name, m.description) for m in BUILTIN_MODULES)
 
 
 def test_round_trip_small_registry(engine: Engine, small: RegistryDocument) -> None:
@@ -362,67 +283,6 @@ def test_first_import_failure_leaves_registry_empty(
     assert counts(engine) == {name: 0 for name in TABLES} | {"modules": len(BUILTIN_MODULES)}
 
 
-def test_views_return_hand_worked_rows(engine: Engine, small: RegistryDocument) -> None:
-    import_document(engine, small, actor="alice")
-    with engine.connect() as connection:
-        active = connection.execute(
-            text("SELECT topic_name, data_source, schema_name, table_name FROM v_active_topics")
-        ).all()
-        dependencies = connection.execute(
-            text(
-                "SELECT source_topic, flow, stage, service, stage_order, target_topic, "
-                "target_role FROM v_topic_dependencies"
-            )
-        ).all()
-    assert sorted(tuple(r) for r in active) == [
-        ("device.audio.raw", "warehouse", None, "device_audio_raw"),
-        ("device.network.wifi.raw", "warehouse", None, "device_network_wifi_raw"),
-        ("errors.audio.vad", None, None, None),
-        ("media.audio.vad_filtered", None, None, None),
-        ("media.text.transcribed.words", "warehouse", None, "transcribed_words"),
-    ]
-    assert sorted(tuple(r) for r in dependencies) == [
-        (
-            "device.audio.raw",
-            "audio-processing",
-            "vad-processing",
-            "silero-vad",
-            1,
-            "errors.audio.vad",
-            "error",
-        ),
-        (
-            "device.audio.raw",
-            "audio-processing",
-            "vad-processing",
-            "silero-vad",
-            1,
-            "media.audio.vad_filtered",
-            "output",
-        ),
-        (
-            "media.audio.vad_filtered",
-            "audio-processing",
-            "speech-to-text",
-            "kyutai-stt",
-            2,
-            "media.text.transcribed.words",
-            "output",
-        ),
-    ]
-
-    # An inactive topic leaves v_active_topics.
-    import_document(engine, with_topic(small, "errors.audio.vad", active=False), actor="alice")
-    with engine.connect() as connection:
-        names = connection.execute(text("SELECT topic_name FROM v_active_topics")).scalars().all()
-    assert sorted(names) == [
-        "device.audio.raw",
-        "device.network.wifi.raw",
-        "media.audio.vad_filtered",
-        "media.text.transcribed.words",
-    ]
-
-
 def test_current_revision_counts_only_real_changes(engine: Engine, small: RegistryDocument) -> None:
     assert current_revision(engine) == 0
     import_document(engine, small, actor="a")
@@ -439,27 +299,6 @@ def test_current_revision_counts_only_real_changes(engine: Engine, small: Regist
     with engine.connect() as connection:
         schemas = connection.execute(select(func.count()).select_from(kafka_topic_schemas))
         assert schemas.scalar_one() == 0
-
-
-def test_create_registry_engine_makes_parent_dir_and_enforces_foreign_keys(
-    tmp_path: Path,
-) -> None:
-    engine = create_registry_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'registry.db'}")
-    upgrade_registry(engine)
-    assert (tmp_path / "a" / "b" / "registry.db").exists()
-    with engine.connect() as connection:
-        assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
-    engine.dispose()
-
-
-def test_concurrent_upgrades_are_serialized(database_url: str) -> None:
-    engines = [create_registry_engine(database_url) for _ in range(3)]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        list(pool.map(upgrade_registry, engines))
-    assert schema_revision(engines[0]) == head_revision()
-    assert counts(engines[0])["modules"] == len(BUILTIN_MODULES)
-    for engine in engines:
-        engine.dispose()
 
 
 def test_unvalidated_document_with_dangling_stage_topic_is_refused(

@@ -14,7 +14,7 @@ from pipeline_platform.cli.main import main
 from pipeline_platform.ingestion.service import ingest_table
 from pipeline_platform.registry.validation import load_document
 from pipeline_platform.warehouse import ColumnTypeMismatch
-from pipeline_platform_tests.integration.test_ingest import kafka, rows_of
+from pipeline_platform_tests.integration.ingest_helpers import kafka, rows_of
 from pipeline_platform_tests.kafka import produce
 
 

@@ -1,4 +1,4 @@
-"""Registry queries: answers worked out by hand from small_registry.yaml, and the demo registry."""
+"""Registry queries: answers worked out by hand from small_registry.yaml."""
 
 from __future__ import annotations
 
@@ -7,24 +7,17 @@ from typing import Any
 
 import pytest
 
-import pipeline_platform
 from pipeline_platform.pipelines.catalog import BUILTIN_MODULES
 from pipeline_platform.registry import queries
-from pipeline_platform.registry.document import FIELD_TYPES, RegistryDocument
+from pipeline_platform.registry.document import RegistryDocument
 from pipeline_platform.registry.validation import load_document
 
 SMALL = Path(__file__).parent.parent / "fixtures" / "small_registry.yaml"
-DEMO = Path(pipeline_platform.__file__).parent / "dev" / "demo_registry.yaml"
 
 
 @pytest.fixture(scope="module")
 def small() -> RegistryDocument:
     return load_document(SMALL)
-
-
-@pytest.fixture(scope="module")
-def demo() -> RegistryDocument:
-    return load_document(DEMO)
 
 
 AUDIO_FLOW = {
@@ -276,99 +269,6 @@ def test_service(small: RegistryDocument) -> None:
     }
 
 
-def _node(node_id: str, kind: str, x: int, y: int, label: str, description: str) -> dict:
-    data = {"label": label, "status": "active", "description": description}
-    return {"id": node_id, "type": kind, "position": {"x": x, "y": y}, "data": data}
-
-
-def _edge(source: str, target: str) -> dict:
-    return {"id": f"e-{source}-{target}", "source": source, "target": target, "animated": True}
-
-
-def test_pipeline_graph_layers_left_to_right(small: RegistryDocument) -> None:
-    stream = "/audio/stream/{device_id}"
-    audio, wifi = "device.audio.raw", "device.network.wifi.raw"
-    vad, errors, words = (
-        "media.audio.vad_filtered",
-        "errors.audio.vad",
-        "media.text.transcribed.words",
-    )
-    assert queries.pipeline_graph(small) == {
-        "nodes": [
-            _node(f"api-{stream}", "external", 0, 0, stream, f"POST {stream}"),
-            _node("api-/audio/upload", "external", 0, 120, "/audio/upload", "POST /audio/upload"),
-            _node("api-/network/wifi", "external", 0, 240, "/network/wifi", "POST /network/wifi"),
-            _node(audio, "kafka", 300, 0, audio, "Raw audio chunks from devices"),
-            _node(wifi, "kafka", 300, 120, wifi, "Wi-Fi scans from phones"),
-            _node(
-                "service-silero-vad",
-                "processor",
-                600,
-                0,
-                "silero-vad",
-                "audio-processing/vad-processing",
-            ),
-            _node(
-                "service-wifi-enricher",
-                "processor",
-                600,
-                120,
-                "wifi-enricher",
-                "network-monitoring/wifi-enrichment",
-            ),
-            _node(
-                "db-device_audio_raw",
-                "database",
-                600,
-                240,
-                "device_audio_raw",
-                "warehouse.public.device_audio_raw",
-            ),
-            _node(
-                "db-device_network_wifi_raw",
-                "database",
-                600,
-                360,
-                "device_network_wifi_raw",
-                "warehouse.public.device_network_wifi_raw",
-            ),
-            _node(errors, "kafka", 900, 0, errors, ""),
-            _node(vad, "kafka", 900, 120, vad, "Speech segments kept by voice activity detection"),
-            _node(
-                "service-kyutai-stt",
-                "processor",
-                1200,
-                0,
-                "kyutai-stt",
-                "audio-processing/speech-to-text",
-            ),
-            _node(words, "kafka", 1500, 0, words, "Words transcribed from speech"),
-            _node(
-                "db-transcribed_words",
-                "database",
-                1800,
-                0,
-                "transcribed_words",
-                "warehouse.public.transcribed_words",
-            ),
-        ],
-        "edges": [
-            _edge(f"api-{stream}", audio),
-            _edge("api-/audio/upload", audio),
-            _edge("api-/network/wifi", wifi),
-            _edge(audio, "db-device_audio_raw"),
-            _edge(audio, "service-silero-vad"),
-            _edge(wifi, "db-device_network_wifi_raw"),
-            _edge(wifi, "service-wifi-enricher"),
-            _edge(vad, "service-kyutai-stt"),
-            _edge(words, "db-transcribed_words"),
-            _edge("service-kyutai-stt", words),
-            _edge("service-silero-vad", errors),
-            _edge("service-silero-vad", vad),
-        ],
-    }
-
-
 def test_validation_statistics(small: RegistryDocument) -> None:
     assert queries.validation_statistics(small) == {
         "topics": 5,
@@ -442,87 +342,3 @@ def test_empty_registry() -> None:
     }
     assert queries.dependencies(empty) == {"dependencies": []}
     assert queries.pipeline_graph(empty) == {"nodes": [], "edges": []}
-
-
-# ----------------------------------------------------------------------------- demo registry
-
-
-def test_demo_registry_has_the_realistic_size(demo: RegistryDocument) -> None:
-    tables = [t.table for t in demo.topics if t.table is not None]
-    assert len(demo.topics) >= 62
-    assert len(tables) >= 31
-    assert sum(len(t.mappings) for t in tables) >= 360
-    assert len(demo.flows) >= 11
-    assert sum(len(f.stages) for f in demo.flows) >= 13
-    assert sum(len(t.api_endpoints) for t in demo.topics) >= 3
-    assert 2 <= len(demo.data_sources) <= 3
-    assert sorted(p.mode for p in demo.pipelines) == ["batch", "batch", "batch", "realtime"]
-
-
-def test_demo_registry_uses_every_mapping_feature(demo: RegistryDocument) -> None:
-    tables = [t.table for t in demo.topics if t.table is not None]
-    mappings = [m for t in tables for m in t.mappings]
-    assert {m.type for m in mappings} == set(FIELD_TYPES)
-    assert any("." in m.source for m in mappings)
-    assert any("[" in m.source for m in mappings)
-    assert any(m.default is not None for m in mappings)
-    assert any(m.required for m in mappings)
-    assert any(t.upsert_key for t in tables)
-    assert any(not t.upsert_key for t in tables)
-    assert any(t.time_column for t in tables)
-    assert any(t.data_source != "warehouse" for t in tables)
-    ingested = [t for t in demo.topics if t.api_endpoints]
-    assert ingested
-    assert all(t.json_schema is not None for t in ingested)
-
-
-def test_demo_registry_has_the_example_domain(demo: RegistryDocument) -> None:
-    audio_raw = demo.topic("device.audio.raw")
-    assert audio_raw is not None
-    assert audio_raw.table is not None
-    assert audio_raw.table.name == "device_audio_raw"
-    assert {e.path for e in audio_raw.api_endpoints} == {
-        "/audio/upload",
-        "/audio/stream/{device_id}",
-    }
-    stages = {s["stage_name"]: s for s in queries.flow(demo, "audio-processing")["stages"]}
-    assert stages["vad-processing"]["service_name"] == "silero-vad"
-    assert stages["vad-processing"]["output_topics"] == ["media.audio.vad_filtered"]
-    assert stages["speech-to-text"]["service_name"] == "kyutai-stt"
-    assert stages["speech-to-text"]["output_topics"] == ["media.text.transcribed.words"]
-    names = {t.name for t in demo.topics}
-    for part in ("wifi", "bluetooth", "cellular", "gps", "accelerometer", "gyroscope"):
-        assert any(part in n for n in names), part
-    assert any(n.startswith("errors.") for n in names)
-    used_modules = {n.module for p in demo.pipelines for n in p.graph.nodes}
-    assert {"sql_table_extractor", "filter_rows", "sql_table_loader"} <= used_modules
-    assert used_modules & {"select_columns", "aggregate"}
-
-
-def test_every_query_answers_on_the_demo_registry(demo: RegistryDocument) -> None:
-    assert len(queries.flows(demo)["flows"]) == len([f for f in demo.flows if f.active])
-    assert len(queries.topics(demo)["topics"]) == len(demo.topics)
-    stage_count = sum(len(f.stages) for f in demo.flows)
-    assert len(queries.stages(demo)["stages"]) == stage_count
-    for f in demo.flows:
-        assert queries.flow(demo, f.name)["flow"]["stage_count"] == len(f.stages)
-    graph = queries.pipeline_graph(demo)
-    ids = {n["id"] for n in graph["nodes"]}
-    assert len(ids) == len(graph["nodes"])
-    assert all(e["source"] in ids and e["target"] in ids for e in graph["edges"])
-    positions = [(n["position"]["x"], n["position"]["y"]) for n in graph["nodes"]]
-    assert len(set(positions)) == len(positions)
-    x_of = {n["id"]: n["position"]["x"] for n in graph["nodes"]}
-    assert all(x_of[e["source"]] < x_of[e["target"]] for e in graph["edges"])
-    words = queries.lineage(demo, "media.text.transcribed.words")
-    assert [p["service"] for p in words["producers"]] == ["kyutai-stt"]
-    assert words["storageTable"] == "media_text_transcribed_words"
-    services = {s["service_name"] for s in queries.stages(demo)["stages"]}
-    for name in services:
-        assert queries.service(demo, name)["service_name"] == name
-    kyutai = [
-        d for d in queries.dependencies(demo)["dependencies"] if d["target_service"] == "kyutai-stt"
-    ]
-    assert [d["source_service"] for d in kyutai] == ["silero-vad"]
-    other = [t for t in queries.topics(demo)["topics"] if "data_source" in t]
-    assert other and all(t["data_source"] != "warehouse" for t in other)
