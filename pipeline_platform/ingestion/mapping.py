@@ -133,7 +133,8 @@ def convert_timestamp(value: Any) -> datetime:
         if result.tzinfo is None:
             return result.replace(tzinfo=UTC)
         return result
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)  # exact types: a bool is not a number here (and a tuple check is cheap)
+    if kind is not int and kind is not float:
         raise ConversionError(f"expected a timestamp, got {_describe(value)}")
     seconds = value / 1000 if abs(value) >= _MS_THRESHOLD else value
     try:
