@@ -311,8 +311,8 @@ def _forked_tables(
     """Ingest tables in ``TABLES_IN_PARALLEL`` forked worker processes; yield as they end.
 
     Each table's messages are decoded and mapped in Python, so threads of one process share
-    one core; worker processes use every core the run has (a 4-table run: 201k vs 143k msg/s
-    with threads on 2 cores, see ``bench_run_overhead``).
+    one core; worker processes use every core the run has (4 tables x 50,000 messages on 2
+    cores: 159k-168k msg/s vs 117k with threads, ``bench_run_overhead``).
     """
     from pipeline_platform.ingestion.processes import forked_map
 

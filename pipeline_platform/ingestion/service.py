@@ -246,7 +246,7 @@ def ingest_table(
         consumer = Consumer(consumer_config(kafka_config, group_id))
         try:
             if forked:
-                pass
+                pass  # read above, before this process opened a consumer
             elif len(groups) <= 1:
                 totals, moved = run_group(ranges, warehouse, consumer, None, progress)
                 expected.update(moved)
