@@ -174,7 +174,8 @@ class EnvironmentSettings(BaseModel):
     alert_smtp_url: Annotated[SecretStr, AfterValidator(checks.smtp_url)] | None = _env(
         "PIPELINE_ALERT_SMTP_URL",
         None,
-        "`smtp://user:password@host:port` (STARTTLS when offered) or `smtps://...`",
+        "`smtp://user:password@host:port` (STARTTLS when offered; the password only over TLS"
+        " unless on localhost) or `smtps://...`; certificates verified (`SSL_CERT_FILE`)",
         "unset: no e-mail",
     )
     alert_email_to: Annotated[

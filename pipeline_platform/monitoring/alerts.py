@@ -139,12 +139,17 @@ def send_email(
     """Send the alert by e-mail through ``PIPELINE_ALERT_SMTP_URL`` to ``PIPELINE_ALERT_EMAIL_TO``.
 
     ``smtps://`` connects with TLS; ``smtp://`` upgrades with STARTTLS when the server offers
-    it. The user and password of the URL (percent-decoded) log in when given.
+    it. The server's certificate is verified against the system's certificate authorities
+    (a private one: point the standard ``SSL_CERT_FILE`` at it). The user and password of the
+    URL (percent-decoded) log in when given, and only over TLS unless the server is on this
+    machine (a local relay).
 
     Raises:
-        OSError: Delivery failed (``smtplib.SMTPException`` is an ``OSError``).
+        OSError: Delivery failed (``smtplib.SMTPException`` and ``ssl.SSLError`` are
+            ``OSError``), or the password would have crossed the network in clear text.
     """
     import smtplib
+    import ssl
 
     assert settings.smtp_url is not None
     parts = urlsplit(settings.smtp_url)
@@ -157,15 +162,38 @@ def send_email(
     message.set_content(alert.message())
     secure = parts.scheme == "smtps"
     port = parts.port or (465 if secure else 25)
-    client_class = smtplib.SMTP_SSL if secure else smtplib.SMTP
-    with client_class(parts.hostname, port, timeout=timeout) as client:
+    tls = ssl.create_default_context()
+    client: smtplib.SMTP = (
+        smtplib.SMTP_SSL(parts.hostname, port, timeout=timeout, context=tls)
+        if secure
+        else smtplib.SMTP(parts.hostname, port, timeout=timeout)
+    )
+    with client:
         client.ehlo()
         if not secure and client.has_extn("starttls"):
-            client.starttls()
+            client.starttls(context=tls)
             client.ehlo()
+            secure = True
         if parts.username:
+            if not secure and not _on_this_machine(parts.hostname):
+                raise OSError(
+                    f"the SMTP server {parts.hostname}:{port} offers no STARTTLS: the password "
+                    "is not sent in clear text (use smtps:// or a server with STARTTLS)"
+                )
             client.login(unquote(parts.username), unquote(parts.password or ""))
         client.send_message(message)
+
+
+def _on_this_machine(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (a local relay needs no TLS)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 #: Sends one alert to one target (for tests: ``{"webhook": ..., "email": ...}``).
