@@ -209,7 +209,7 @@ def _ingestion_part(
             url: threading.Lock() for url in urls.values() if isinstance(url, str) and _single(url)
         }
 
-        forked = ingest is None and len(keys) > 1 and not single_writer
+        forked = ingest is None and len(keys) > 1 and not single_writer and _processes()
         if forked:  # a process per table fills the cores: one partition reader per table
             run = functools.partial(run, parallelism=1)
         elif ingest is None:  # one table: its partition readers fill the cores as processes
@@ -324,6 +324,13 @@ def _forked_tables(
         for line in warnings:
             warn(line)
         yield key, result
+
+
+def _processes() -> bool:
+    """Whether this platform runs ingestion in worker processes (else threads)."""
+    from pipeline_platform.ingestion.processes import available
+
+    return available()
 
 
 def _single(url: str) -> bool:

@@ -38,6 +38,14 @@ STOP_GRACE_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
+def available() -> bool:
+    """Whether worker processes are used on this platform.
+
+    Linux only: fork is unsafe on macOS and absent on Windows; elsewhere callers keep threads.
+    """
+    return sys.platform.startswith("linux")
+
+
 class WorkerExited(RuntimeError):
     """A worker process ended without returning the outcome of its item."""
 

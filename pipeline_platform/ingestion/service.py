@@ -237,7 +237,7 @@ def ingest_table(
                 consumer_config(kafka_config, group_id)
             )
 
-        forked = worker_processes and len(groups) > 1
+        forked = worker_processes and len(groups) > 1 and _processes_available()
         if forked:
             admin = None  # no Kafka client of this process lives across the fork
             totals = run_groups_forked(
@@ -303,3 +303,10 @@ def ingest_table(
         seconds,
     )
     return result
+
+
+def _processes_available() -> bool:
+    """Whether this platform runs partition workers in processes (imported when asked)."""
+    from pipeline_platform.ingestion.processes import available
+
+    return available()

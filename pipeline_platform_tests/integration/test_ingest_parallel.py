@@ -208,3 +208,29 @@ def test_a_failing_worker_fails_the_run_and_the_next_run_is_exact(
     )
     assert rest.messages == 400 - done
     assert rows_of(postgres_url, f"SELECT count(*) FROM {topic.table.name}") == [(400,)]
+
+
+def test_worker_processes_fall_back_to_threads_off_linux(
+    postgres_url: str,
+    kafka_bootstrap: str,
+    forks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = make_topic()
+    assert topic.table is not None
+    produce(kafka_bootstrap, topic.name, [(i % PARTITIONS, None, good(i)) for i in range(40)])
+    monkeypatch.setattr(processes.sys, "platform", "darwin")
+    progress: list[str] = []
+    result = ingest_table(
+        topic,
+        warehouse_url=postgres_url,
+        kafka_config=kafka(kafka_bootstrap),
+        run_id="mac",
+        parallelism=2,
+        batch_size=5,
+        progress=progress.append,
+        worker_processes=True,
+    )
+    assert result.messages == 40
+    assert workers_seen(progress, forks, worker_processes=False)
+    assert rows_of(postgres_url, f"SELECT count(*) FROM {topic.table.name}") == [(40,)]
