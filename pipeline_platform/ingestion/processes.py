@@ -1,10 +1,10 @@
-"""Forked worker processes: the tables of a packed run ingested outside one GIL.
+"""Forked worker processes: ingestion work outside one GIL.
 
 Decoding, validation and mapping run Python code per message, so threads of one process share
-about one core however many tables a run holds. A packed run therefore hands its tables to a
-few worker processes forked once, at the start of the run, before the parent has opened any
-Kafka client or database connection of its own; each worker ingests one table at a time with
-its own consumer and connection, and sends back only the result (or the error).
+about one core. A packed run therefore hands its tables to a few worker processes, and a
+one-table run its partition groups; the workers are forked once, before the parent holds a
+Kafka client, each opens its own consumer and connection, and sends back only its result (or
+its error).
 
 A worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so a run worker killed with
 SIGKILL leaves no ingestion behind: the killed transactions roll back and the database fencing
@@ -52,7 +52,7 @@ class WorkerExited(RuntimeError):
 
 def _die_with_parent(parent_pid: int) -> None:
     """Ask the kernel to kill this process when its parent dies (Linux only)."""
-    if sys.platform.startswith("linux"):
+    if available():
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
     if os.getppid() != parent_pid:  # the parent died before the request took effect
