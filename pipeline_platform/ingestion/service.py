@@ -39,6 +39,7 @@ from pipeline_platform.ingestion.offsets import (
     retention_jumps,
 )
 from pipeline_platform.ingestion.pipeline import BatchPipeline, BatchTotals
+from pipeline_platform.ingestion.processes import available as processes_available
 from pipeline_platform.ingestion.reader import (
     PartitionRange,
     close_consumer,
@@ -237,20 +238,18 @@ def ingest_table(
                 consumer_config(kafka_config, group_id)
             )
 
-        forked = worker_processes and len(groups) > 1 and _processes_available()
-        if forked:
+        forked = worker_processes and len(groups) > 1 and processes_available()
+        if forked:  # read before this process opens a consumer
             admin = None  # no Kafka client of this process lives across the fork
             totals = run_groups_forked(
                 groups, run_group, expected, connect=connect, progress=progress
             )
         consumer = Consumer(consumer_config(kafka_config, group_id))
         try:
-            if forked:
-                pass  # read above, before this process opened a consumer
-            elif len(groups) <= 1:
+            if len(groups) <= 1:
                 totals, moved = run_group(ranges, warehouse, consumer, None, progress)
                 expected.update(moved)
-            else:
+            elif not forked:
                 totals = run_groups(
                     groups,
                     run_group,
@@ -303,10 +302,3 @@ def ingest_table(
         seconds,
     )
     return result
-
-
-def _processes_available() -> bool:
-    """Whether this platform runs partition workers in processes (imported when asked)."""
-    from pipeline_platform.ingestion.processes import available
-
-    return available()

@@ -172,10 +172,13 @@ def run_groups_forked(
     """
     from pipeline_platform.ingestion.processes import forked_map
 
-    def work(group: dict[int, PartitionRange]) -> tuple[BatchTotals, dict[int, int | None]]:
+    def work(
+        numbered: tuple[int, dict[int, PartitionRange]],
+    ) -> tuple[BatchTotals, dict[int, int | None]]:
+        index, group = numbered
         warehouse, consumer = connect()
         try:
-            say = labelled(progress, groups.index(group), len(groups))
+            say = labelled(progress, index, len(groups))
             return run_group(group, warehouse, consumer, None, say)
         finally:
             try:
@@ -184,7 +187,7 @@ def run_groups_forked(
                 warehouse.close()
 
     totals = BatchTotals()
-    outcomes = forked_map(work, groups, len(groups))
+    outcomes = forked_map(work, list(enumerate(groups)), len(groups))
     try:
         for _group, outcome in outcomes:
             if isinstance(outcome, Exception):
