@@ -42,6 +42,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from capture_options import add_capture_arguments
+
 GLOBAL_LINEAGE_PATH = "/asset-groups"
 DEFAULT_LOCATION = "pipeline_platform.definitions"
 DEFAULT_GROUP = "audio_processing"
@@ -342,6 +344,14 @@ def local_stack(events_per_second: float, timeout: float) -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def page_base(stack: contextlib.ExitStack, args: argparse.Namespace) -> str:
+    """Return the webserver of ``--url`` once it answers, or start the local stack on ``stack``."""
+    if args.url:
+        wait_for_webserver(args.url, args.timeout, None)
+        return str(args.url)
+    return stack.enter_context(local_stack(args.events_per_second, args.timeout))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, capture the lineage page and print where the PNG went."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -357,24 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"page to capture instead of the group lineage ({GLOBAL_LINEAGE_PATH}: the "
         "global lineage, with each group collapsed to one node)",
     )
-    parser.add_argument("--output", type=Path, default=Path("docs/lineage.png"))
-    parser.add_argument("--chromium", help="Chromium executable (default: chromium on PATH)")
-    parser.add_argument("--width", type=int, default=1600)
-    parser.add_argument("--height", type=int, default=1000)
-    parser.add_argument("--timeout", type=float, default=240.0, help="seconds for each wait")
-    parser.add_argument("--settle", type=float, default=2.0, help="seconds of a stable graph")
-    parser.add_argument(
-        "--events-per-second", type=float, default=100.0, help="demo events of a started stack"
-    )
+    add_capture_arguments(parser, Path("docs/lineage.png"), "a stable graph")
     args = parser.parse_args(argv)
     try:
         executable = find_chromium(args.chromium)
         with contextlib.ExitStack() as stack:
-            base = args.url or stack.enter_context(
-                local_stack(args.events_per_second, args.timeout)
-            )
-            if args.url:
-                wait_for_webserver(base, args.timeout, None)
+            base = page_base(stack, args)
             path = args.path or lineage_path(args.location, args.group)
             page_url = base.rstrip("/") + path
             nodes = capture(

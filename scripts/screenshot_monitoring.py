@@ -37,12 +37,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from screenshot_lineage import (
-    capture,
-    find_chromium,
-    local_stack,
-    wait_for_webserver,
-)
+from capture_options import add_capture_arguments
+from screenshot_lineage import capture, find_chromium, page_base
 
 DEFAULT_ASSET = "warehouse/device_health_heartrate_raw"
 DEFAULT_CHECK = "max_lag_seconds"
@@ -131,25 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_OTHERS,
         help="comma-separated checks of the asset whose latest execution must be finished",
     )
-    parser.add_argument("--output", type=Path, default=Path("docs/monitoring.png"))
-    parser.add_argument("--chromium", help="Chromium executable (default: chromium on PATH)")
-    parser.add_argument("--width", type=int, default=1600)
-    parser.add_argument("--height", type=int, default=1000)
-    parser.add_argument("--timeout", type=float, default=240.0, help="seconds for each wait")
-    parser.add_argument("--settle", type=float, default=2.0, help="seconds of stable plots")
-    parser.add_argument(
-        "--events-per-second", type=float, default=100.0, help="demo events of a started stack"
-    )
+    add_capture_arguments(parser, Path("docs/monitoring.png"), "stable plots")
     args = parser.parse_args(argv)
     others = [name for name in args.others.split(",") if name]
     try:
         executable = find_chromium(args.chromium)
         with contextlib.ExitStack() as stack:
-            base = args.url or stack.enter_context(
-                local_stack(args.events_per_second, args.timeout)
-            )
-            if args.url:
-                wait_for_webserver(base, args.timeout, None)
+            base = page_base(stack, args)
             page_url = base.rstrip("/") + checks_path(args.asset, args.check)
             for _attempt in range(ATTEMPTS):
                 severity = wait_for_evaluations(
