@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +51,19 @@ def kafka_bootstrap() -> Iterator[str]:
 
     with mock_broker() as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the worker processes forked (one entry per ``forked_map`` call: its items)."""
+    calls: list[int] = []
+    from pipeline_platform.ingestion import processes
+
+    real = processes.forked_map
+
+    def counted(work: Any, items: Any, workers: int, **kwargs: Any) -> Any:
+        calls.append(len(items))
+        return real(work, items, workers, **kwargs)
+
+    monkeypatch.setattr(processes, "forked_map", counted)
+    return calls

@@ -27,20 +27,6 @@ from pipeline_platform_tests.kafka import produce
 MODES = pytest.mark.parametrize("worker_processes", [False, True], ids=["threads", "processes"])
 
 
-@pytest.fixture
-def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the worker processes forked (one entry per ``forked_map`` call: its items)."""
-    calls: list[int] = []
-    real = processes.forked_map
-
-    def counted(work: Any, items: Any, workers: int, **kwargs: Any) -> Any:
-        calls.append(len(items))
-        return real(work, items, workers, **kwargs)
-
-    monkeypatch.setattr(processes, "forked_map", counted)
-    return calls
-
-
 def workers_seen(lines: list[str], forks: list[int], worker_processes: bool) -> bool:
     """Whether two workers ran: two forked workers, or thread workers (with progress lines).
 

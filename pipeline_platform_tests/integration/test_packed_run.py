@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 import psycopg
-import pytest
 
-from pipeline_platform.ingestion import processes
 from pipeline_platform.warehouse import postgres_conninfo
 from pipeline_platform_tests.integration.test_monitoring_checks import (
     fill,
@@ -24,18 +22,10 @@ from pipeline_platform_tests.integration.test_monitoring_checks import (
 def test_packed_run_reports_what_its_workers_did(
     kafka_bootstrap: str,
     postgres_url: str,
-    monkeypatch: pytest.MonkeyPatch,
+    forks: list[int],
 ) -> None:
     good, lossy, broken = make_topic(), make_topic(), make_topic()
     assert good.table and lossy.table and broken.table
-    forks: list[int] = []
-    real_map = processes.forked_map
-
-    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
-        forks.append(len(args[1]))
-        return real_map(*args, **kwargs)
-
-    monkeypatch.setattr(processes, "forked_map", counted)
     with dg.instance_for_test() as instance:
         fill(kafka_bootstrap, lossy, 10, partition=2)
         assert ingest(translate(lossy), instance, postgres_url, kafka_bootstrap).success

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from pipeline_platform.ingestion.processes import WorkerExited, forked_map
+from pipeline_platform_tests.e2e.processes import wait_gone
 
 
 class Unpicklable(Exception):
@@ -82,20 +83,6 @@ def test_workers_drop_the_dagster_log_handlers_of_the_parent() -> None:
         logger.removeHandler(handler)
 
 
-def _gone(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting for its reaper is gone too
-            if stat.read().split()[2] == "Z":
-                return True
-        time.sleep(0.05)
-    return False
-
-
 def test_closing_early_terminates_busy_workers(tmp_path: Path) -> None:
     """Even when the parent turns SIGTERM into an exception (as a Dagster run worker does)."""
     pids = tmp_path / "pids"
@@ -125,7 +112,7 @@ def _close_early(pids: Path) -> None:
     outcomes.close()
     assert time.monotonic() - started < 10
     for pid in {int(p) for p in pids.read_text().split()}:
-        assert _gone(pid, 5), pid
+        assert not wait_gone({pid}, 5), pid
 
 
 def test_workers_die_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
@@ -151,7 +138,7 @@ def test_workers_die_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
         for pid in children:
-            assert _gone(pid, 5), f"worker {pid} outlived its killed parent"
+            assert not wait_gone({pid}, 5), f"worker {pid} outlived its killed parent"
     finally:
         if parent.poll() is None:
             parent.kill()
