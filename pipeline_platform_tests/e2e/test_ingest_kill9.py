@@ -32,6 +32,7 @@ from pipeline_platform.registry.document import RegistryDocument, Topic
 from pipeline_platform.registry.store import import_document
 from pipeline_platform.resources import KafkaResource, WarehouseResource
 from pipeline_platform.warehouse import postgres_conninfo
+from pipeline_platform_tests.e2e.processes import command_line, wait_gone
 from pipeline_platform_tests.kafka import produce
 
 GOOD = 6000
@@ -145,7 +146,10 @@ def test_exactly_once_under_sigkill(
     rng = random.Random(1234 if append_only else 4321)
     topic = make_topic(append_only)
     assert topic.table is not None
-    messages, last_seq, poison = make_messages(rng)
+    # Two worker processes commit 40-message batches every millisecond or two: a killed run
+    # commits ~700 messages before its kill lands, so they get four times the messages.
+    good = GOOD * 4 if worker_processes else GOOD
+    messages, last_seq, poison = make_messages(rng, good)
     produce(kafka_bootstrap, topic.name, messages)
     topic_json = orjson.dumps(topic.model_dump(mode="json", by_alias=True)).decode()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -198,7 +202,7 @@ def test_exactly_once_under_sigkill(
     assert_exactly_once(
         postgres_url,
         topic,
-        good=GOOD,
+        good=good,
         last_seq=last_seq,
         poison=poison,
         produced=len(messages),
@@ -212,24 +216,10 @@ def test_exactly_once_under_sigkill(
     assert (again.messages, again.rows_written, again.dead_letters) == (0, 0, 0)
 
 
-def _survivors(marker: str, seconds: float = 5.0) -> list[int]:
+def _survivors(marker: str, seconds: float = 5.0) -> set[int]:
     """Live (non-zombie) processes whose command line holds ``marker``, after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        alive = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                command = (entry / "cmdline").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if marker.encode() in command and state != "Z":
-                alive.append(int(entry.name))
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.05)
+    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    return wait_gone([pid for pid in pids if marker in command_line(pid)], seconds)
 
 
 PACKED_TABLES = 4
